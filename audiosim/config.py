@@ -1,0 +1,210 @@
+"""Typed configuration: every default lives here.
+
+Each config is a frozen dataclass with ``to_dict``/``from_dict`` and a short
+stable ``digest`` so that an artifact (features, checkpoint, index) can record
+what made it and refuse to be mixed with something made differently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T", bound="_Config")
+
+
+class ConfigMismatchError(ValueError):
+    """An artifact was made with a different configuration than the one asked for."""
+
+
+class _Config:
+    """Mixin giving dict round-trips and a stable digest to frozen dataclasses."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the configuration as a plain, JSON-serialisable dict."""
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+        """Build the configuration from a dict, rejecting unknown keys.
+
+        Missing keys take their defaults, so configs saved by older versions
+        still load.
+        """
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
+        values = {}
+        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+            if f.name in data:
+                v = data[f.name]
+                values[f.name] = tuple(v) if isinstance(v, list) else v
+        return cls(**values)
+
+    def to_json(self) -> str:
+        """Canonical JSON text (sorted keys) of the configuration."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    def digest(self) -> str:
+        """A 12-hex-digit hash that changes whenever any field changes."""
+        text = f"{type(self).__name__}:{self.to_json()}"
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def check_same(self, other: "_Config", what: str) -> None:
+        """Raise :class:`ConfigMismatchError` naming both digests if ``other`` differs.
+
+        Parameters
+        ----------
+        other : config of the same class
+            The configuration recorded beside an artifact.
+        what : str
+            Names the artifact in the error message.
+        """
+        if self.to_dict() != other.to_dict():
+            diff = {
+                k: (v, other.to_dict().get(k))
+                for k, v in self.to_dict().items()
+                if other.to_dict().get(k) != v
+            }
+            raise ConfigMismatchError(
+                f"{what} was made with {type(self).__name__} {other.digest()} but "
+                f"{self.digest()} is in use; differing fields (in use, recorded): {diff}"
+            )
+
+
+@dataclass(frozen=True)
+class FeatureConfig(_Config):
+    """How audio becomes log-mel segments.
+
+    The defaults are tuned for fingerprinting on a CPU: 8 kHz mono, 64 mel
+    bands between 150 and 3800 Hz (phone band survives), a hop of 125
+    samples (64 frames per second) and segments of 60 frames (0.99 s), the
+    most that fits in a one-second clip without padding.
+    """
+
+    sample_rate: int = 8000
+    n_fft: int = 512
+    hop_length: int = 125
+    n_mels: int = 64
+    f_min: float = 150.0
+    f_max: float = 3800.0
+    log_floor: float = 1e-6
+    segment_frames: int = 60
+    """Frames per fingerprint segment (60 frames = 7887 samples = 0.99 s)."""
+    silence_db: float = -50.0
+    """Segments quieter than this (RMS, dBFS) are neither indexed nor queried."""
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.sample_rate / self.hop_length
+
+    @property
+    def segment_seconds(self) -> float:
+        return self.segment_frames / self.frames_per_second
+
+    @property
+    def segment_samples(self) -> int:
+        """Waveform samples that give exactly ``segment_frames`` frames."""
+        return (self.segment_frames - 1) * self.hop_length + self.n_fft
+
+
+@dataclass(frozen=True)
+class DecodeConfig(_Config):
+    """Limits applied when decoding files."""
+
+    min_seconds: float = 1.0
+    """Shorter files are rejected as too short to fingerprint."""
+    max_seconds: float = 4 * 3600.0
+    """Longer files are rejected (a guard against runaway inputs)."""
+    block_seconds: float = 60.0
+    """Files are read and resampled in blocks of this length."""
+    silence_dbfs: float = -70.0
+    """A file whose overall RMS is below this is rejected as silence."""
+
+
+@dataclass(frozen=True)
+class ModelConfig(_Config):
+    """Architecture of the convolutional encoder."""
+
+    channels: tuple[int, ...] = (16, 32, 64, 128, 256, 256)
+    embedding_dim: int = 96
+    hidden_dim: int = 256
+
+
+@dataclass(frozen=True)
+class AugmentConfig(_Config):
+    """Degradations applied to positives during training (all seeded)."""
+
+    snr_db: tuple[float, float] = (0.0, 20.0)
+    p_noise: float = 0.9
+    p_reverb: float = 0.6
+    rt60: tuple[float, float] = (0.15, 1.0)
+    p_eq: float = 0.8
+    p_phone: float = 0.3
+    p_speed: float = 0.5
+    speed: tuple[float, float] = (0.97, 1.03)
+    p_codec: float = 0.3
+    max_shift_seconds: float = 0.25
+    gain_db: tuple[float, float] = (-12.0, 6.0)
+
+
+@dataclass(frozen=True)
+class TrainConfig(_Config):
+    """Triplet training of the encoder."""
+
+    steps: int = 12000
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    margin: float = 0.4
+    distance: str = "squared_euclidean"
+    """``squared_euclidean`` or ``cosine`` (1 - cos)."""
+    mining: str = "semi_hard_then_hard"
+    """``batch_hard``, ``semi_hard``, ``batch_all`` or ``semi_hard_then_hard``."""
+    semi_hard_fraction: float = 0.3
+    negative_min_seconds: float = 2.0
+    """Two segments of the same track closer than this are not negatives."""
+    validate_every: int = 500
+    checkpoint_every: int = 250
+    val_fraction: float = 0.2
+    seed: int = 0
+    threads: int = 0
+    """Torch CPU threads; 0 keeps torch's default."""
+
+
+@dataclass(frozen=True)
+class IndexConfig(_Config):
+    """How tracks are cut into indexed segments and searched."""
+
+    index_hop_seconds: float = 0.5
+    query_hop_seconds: float = 0.1
+    metric: str = "angular"
+    n_trees: int = 10
+    search_k: int = -1
+    neighbours: int = 10
+    hub_limit: int = 0
+    """Index items retrieved by more than this many distinct query segments of
+    one clip are ignored; 0 picks a limit from the clip length."""
+
+
+def default_home() -> Path:
+    """The data home: ``$AUDIOSIM_HOME`` or ``./data``."""
+    return Path(os.environ.get("AUDIOSIM_HOME", "data"))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All configs together, as a run uses them."""
+
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
