@@ -53,6 +53,7 @@ def log_mel(waveform: torch.Tensor, config: FeatureConfig = FeatureConfig()) -> 
     Tensor, shape (..., n_mels, frames)
         ``frames = 1 + (samples - n_fft) // hop`` (0 when too short).
     """
+    waveform = waveform.float()
     if waveform.shape[-1] < config.n_fft:
         return waveform.new_zeros(*waveform.shape[:-1], config.n_mels, 0)
     mel = mel_transform(config).to(waveform.device)(waveform)

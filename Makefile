@@ -1,0 +1,66 @@
+# audiosim: the two commands a newcomer needs are `make demo` and `make test`.
+# Both create .venv (Python 3.11) and install the project into it on first use;
+# after that they only reinstall when pyproject.toml changes.
+
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-audiosim
+
+# extra arguments: make test PYTEST_ARGS="-k songbook -x"; make demo DEMO_ARGS="..."
+PYTEST_ARGS ?=
+DEMO_ARGS   ?=
+
+# Prefect must not phone home or write to ~/.prefect while we test or demo.
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export MPLBACKEND := Agg
+
+.DEFAULT_GOAL := help
+.PHONY: help venv test demo bench clean
+
+help:
+	@echo "make demo    build the demo songbook, index it, identify clips, write a report"
+	@echo "make test    run the test suite (PYTEST_ARGS='-k name' to select)"
+	@echo "make bench   run the benchmark scripts in benchmarks/"
+	@echo "make venv    create .venv and install audiosim with its test extras"
+	@echo "make clean   remove caches and build leftovers (keeps .venv and data/)"
+
+$(PY):
+	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found; install Python 3.11 or run make PYTHON=/path/to/python3.11" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -e '.[test]'
+	@touch $@
+
+venv: $(STAMP)
+
+# pytest exit codes: 0 passed, 1 failures, 2 interrupted, 3 internal error,
+# 4 usage error, 5 no tests collected. An empty run is reported loudly but is
+# not a failure (a filter that matches nothing must not break CI).
+test: $(STAMP)
+	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/audiosim-test.XXXXXX"); \
+	PREFECT_HOME="$$tmp/prefect" AUDIOSIM_HOME="$$tmp/home" \
+		$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
+	rm -rf "$$tmp"; \
+	if [ $$status -eq 5 ]; then \
+		echo "" >&2; \
+		echo "make test: WARNING: pytest collected NO tests (exit 5): nothing was tested." >&2; \
+		status=0; \
+	fi; \
+	exit $$status
+
+demo: $(STAMP)
+	$(VENV)/bin/audiosim demo $(DEMO_ARGS)
+
+bench: $(STAMP)
+	@set -e; found=0; \
+	for f in benchmarks/*.py; do \
+		[ -e "$$f" ] || continue; found=1; \
+		echo "== $$f"; $(PY) "$$f"; \
+	done; \
+	[ $$found -eq 1 ] || echo "make bench: no benchmarks yet (benchmarks/*.py)"
+
+clean:
+	rm -rf build dist .pytest_cache *.egg-info
+	find . -path ./$(VENV) -prune -o -path ./.git -prune -o -type d -name __pycache__ -print0 | xargs -0 rm -rf

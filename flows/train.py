@@ -1,0 +1,53 @@
+"""Prefect flow that trains the fingerprint encoder on the catalogue's tracks.
+
+All the work is :func:`audiosim.train.train_from_tracks`; this flow gathers
+the catalogue's ok tracks, runs it, and publishes the validation curve as a
+table artifact.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from prefect import flow
+from prefect.artifacts import create_table_artifact
+
+from audiosim import train as lib
+from audiosim.config import TrainConfig
+from audiosim.store import DataHome
+
+
+@flow(name="train-fingerprint", log_prints=False)
+def train_flow(
+    home: str | None = None,
+    out: str = "models/fingerprint.pt",
+    steps: int = TrainConfig().steps,
+    noise: Sequence[str] = (),
+    resume: bool = True,
+    progress: bool = False,
+) -> dict:
+    """Train on every ok catalogue track of ``home`` and save the best model at ``out``.
+
+    Parameters
+    ----------
+    home : str, optional
+        Data home (default ``$AUDIOSIM_HOME`` or ``./data``).
+    out : str
+        Where the best checkpoint goes (its card beside it as JSON).
+    steps : int
+        Training steps (batches).
+    noise : list of str
+        Environmental recordings mixed into positives as background noise.
+    resume : bool
+        Continue from ``<out>.last.pt`` when it exists.
+    """
+    h = DataHome.resolve(home)
+    tracks = lib.catalogue_tracks(h)
+    card = lib.train_from_tracks(
+        tracks, Path(out), h.cache_dir, noise_paths=noise,
+        cfg=TrainConfig(steps=steps), resume=resume, progress=progress,
+    )
+    create_table_artifact(key="train-validation", table=card.get("history", []),
+                          description=f"Validation of {out} (best at step {card.get('step')})")
+    return card
