@@ -12,8 +12,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ from torch import nn
 
 from .config import FeatureConfig, ModelConfig
 from .features import normalise
+from .store import atomic_write_bytes
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_FINGERPRINT_MODEL = MODELS_DIR / "fingerprint.pt"
@@ -98,22 +97,6 @@ class Encoder(nn.Module):
 def file_digest(path: str | Path) -> str:
     """First 16 hex digits of the SHA-256 of a file (identifies a checkpoint)."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path`` then rename it over."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_encoder(model: Encoder, path: str | Path, card: dict[str, Any] | None = None, **extra: Any) -> None:

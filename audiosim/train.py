@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 from . import audio, augment, features
 from .config import AugmentConfig, DecodeConfig, FeatureConfig, ModelConfig, TrainConfig
 from .model import Encoder, load_checkpoint, save_encoder
+from .store import atomic_write_bytes
 from .triplet import mine_triplets
 from .voting import vote
 
@@ -457,8 +458,6 @@ def _display_name(p: Path) -> str:
 
 def write_split(path: Path, train: Sequence[TrackRef], val: Sequence[TrackRef]) -> None:
     """Record which tracks were trained on and which held out (names and hashes)."""
-    from .model import atomic_write_bytes
-
     doc = {
         "train": [{"name": t.name, "content_hash": t.content_hash} for t in train],
         "validation": [{"name": t.name, "content_hash": t.content_hash} for t in val],

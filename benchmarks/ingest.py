@@ -1,0 +1,160 @@
+"""Benchmark ingest: decode, log-mel, feature store and catalogue, end to end.
+
+Usage::
+
+    python benchmarks/ingest.py LIST_OR_PATHS... [--home DIR] [--workers N]
+                                [--limit N] [--flow] [--stages N]
+
+Files, folders and path lists are expanded as by ``audiosim ingest``. Unless
+``--home`` is given, a temporary data home is used and removed afterwards, so
+every file is really decoded. Prints one table:
+
+    files, ok, failed, audio hours, wall seconds, x real time, CPU seconds,
+    x real time per CPU second, peak RSS
+
+The CPU columns say what the machine could do when it is not shared: on an
+idle machine with W workers, wall-clock x real time approaches
+W x (x real time per CPU second) at best.
+
+``--flow`` runs through the Prefect flow (includes Prefect's start-up and
+per-task overhead); the default calls :func:`audiosim.ingest.ingest_many`
+directly. ``--stages N`` also times each stage (hash, file decode,
+resample, log-mel) in CPU seconds on the first N files, one at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process (all threads) so far."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB (Linux: ru_maxrss is KB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def time_stages(files: list[Path]) -> list[dict[str, float]]:
+    """CPU seconds spent per stage for each file (decoded whole, not streamed).
+
+    CPU time (all threads) rather than wall time, so that other jobs on the
+    machine do not distort the split.
+    """
+    import numpy as np
+    import soundfile as sf
+    import torch
+
+    from audiosim.audio import content_hash, resample
+    from audiosim.config import FeatureConfig
+    from audiosim.features import log_mel
+
+    fc = FeatureConfig()
+    rows = []
+    for p in files:
+        t0 = time.process_time()
+        content_hash(p)
+        t1 = time.process_time()
+        data, sr = sf.read(str(p), dtype="float32", always_2d=True)
+        mono = data.mean(axis=1)
+        t2 = time.process_time()
+        y = resample(mono, sr, fc.sample_rate)
+        t3 = time.process_time()
+        with torch.inference_mode():
+            log_mel(torch.from_numpy(np.ascontiguousarray(y)), fc)
+        t4 = time.process_time()
+        rows.append(
+            {"audio_s": len(mono) / sr, "hash": t1 - t0, "decode": t2 - t1, "resample": t3 - t2, "log-mel": t4 - t3}
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("paths", nargs="+", metavar="LIST_OR_PATH", help="files, folders or lists of paths")
+    parser.add_argument("--home", type=Path, help="data home to use (default: a temporary one, removed)")
+    parser.add_argument("--workers", type=int, default=1, metavar="N", help="files at once (default: 1)")
+    parser.add_argument("--limit", type=int, metavar="N", help="only the first N files (sorted)")
+    parser.add_argument("--flow", action="store_true", help="run through the Prefect flow")
+    parser.add_argument("--stages", type=int, default=0, metavar="N", help="time each stage on N files")
+    args = parser.parse_args(argv)
+
+    from audiosim.ingest import count_statuses, discover, ingest_many
+
+    files = discover(args.paths)
+    if args.limit:
+        files = files[: args.limit]
+    home = args.home or Path(tempfile.mkdtemp(prefix="audiosim-bench-"))
+    rss_before = peak_rss_mb()
+    try:
+        t0, cpu0 = time.perf_counter(), cpu_seconds()
+        if args.flow:
+            from audiosim.cli import PREFECT_ENV_DEFAULTS
+
+            for k, v in PREFECT_ENV_DEFAULTS.items():
+                os.environ.setdefault(k, v)
+            from flows.ingest import run_ingest
+
+            results = run_ingest(files, home=home, workers=args.workers)
+        else:
+            results = ingest_many(files, home=home, workers=args.workers)
+        wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+    finally:
+        if args.home is None:
+            shutil.rmtree(home, ignore_errors=True)
+    counts = count_statuses(results)
+    audio_s = sum(r.duration or 0.0 for r in results if r.status != "failed")
+    header = ["files", "ok", "failed", "audio hours", "wall s", "x real time", "CPU s", "x real time per CPU s",
+              "peak RSS MB", "workers", "mode"]
+    row = [
+        str(len(files)),
+        str(len(files) - counts["failed"]),
+        str(counts["failed"]),
+        f"{audio_s / 3600:.2f}",
+        f"{wall:.1f}",
+        f"{audio_s / wall:.0f}" if wall else "-",
+        f"{cpu:.1f}",
+        f"{audio_s / cpu:.0f}" if cpu else "-",
+        f"{peak_rss_mb():.0f} (at start {rss_before:.0f})",
+        str(args.workers),
+        "flow" if args.flow else "direct",
+    ]
+    print_table(header, [row])
+    failed = [r for r in results if r.status == "failed"]
+    for r in failed:
+        print(f"failed: {r.path}: {r.reason} ({r.detail})")
+
+    if args.stages:
+        stage_rows = time_stages(files[: args.stages])
+        total = {k: sum(r[k] for r in stage_rows) for k in stage_rows[0]} if stage_rows else {}
+        if total:
+            print()
+            print_table(
+                ["stage", "CPU s", "x real time per CPU s"],
+                [[k, f"{total[k]:.2f}", f"{total['audio_s'] / total[k]:.0f}"] for k in total if k != "audio_s"],
+            )
+    return 0
+
+
+def print_table(header: list[str], rows: list[list[str]]) -> None:
+    """Print a plain-text table with right-aligned columns."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    print("  ".join(h.rjust(w) for h, w in zip(header, widths)))
+    for r in rows:
+        print("  ".join(c.rjust(w) for c, w in zip(r, widths)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
