@@ -243,10 +243,329 @@ def _mmss(seconds: float) -> str:
 
 
 # --------------------------------------------------------------------------
+# train
+# --------------------------------------------------------------------------
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    from .config import TrainConfig
+
+    p = sub.add_parser(
+        "train",
+        parents=[_home_parent()],
+        help="train the fingerprint encoder on the catalogued tracks",
+        description="Train the fingerprint encoder with triplet loss on the ok tracks of the "
+        "catalogue (or on PATH... if given). Tracks are split by content hash: a share "
+        "(val_fraction) is held out for validation and never trained on. The best checkpoint "
+        "by validation is written to --out with a JSON card beside it; a running checkpoint "
+        "<out>.last.pt lets an interrupted run resume. Decoded audio is cached in <home>/cache.",
+    )
+    p.add_argument("paths", nargs="*", type=Path, metavar="PATH",
+                   help="audio files, folders or path lists to train on instead of the catalogue")
+    p.add_argument("--out", type=Path, default=Path("models/fingerprint.candidate.pt"),
+                   help="checkpoint to write (default: models/fingerprint.candidate.pt; the shipped "
+                   "model is models/fingerprint.pt)")
+    p.add_argument("--steps", type=int, default=TrainConfig().steps, help="training steps (default: %(default)s)")
+    p.add_argument("--noise", nargs="*", type=Path, default=[], metavar="FILE",
+                   help="environmental recordings to mix into positives as background noise")
+    p.add_argument("--no-resume", action="store_true", help="start afresh even if <out>.last.pt exists")
+    p.set_defaults(func=_cmd_train)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from . import train as lib
+    from .config import TrainConfig
+    from .ingest import discover
+
+    home = DataHome.resolve(args.home)
+    if args.paths:
+        tracks = lib.track_refs(discover(args.paths))
+    else:
+        try:
+            tracks = lib.catalogue_tracks(home)
+        except FileNotFoundError:
+            raise UsageError(f"no catalogue in {home.root}: run `audiosim ingest` or give PATH...") from None
+    if len(tracks) < 2:
+        raise UsageError(f"need at least 2 tracks to train, found {len(tracks)}")
+    noise = [str(p) for p in discover(args.noise)] if args.noise else []
+    try:
+        card = lib.train_from_tracks(tracks, args.out, home.cache_dir, noise_paths=noise,
+                                     cfg=TrainConfig(steps=args.steps), resume=not args.no_resume)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    print(f"best model (step {card.get('step')}): {args.out}  validation: {card.get('validation')}")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------
+# demo
+# --------------------------------------------------------------------------
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo",
+        parents=[_home_parent()],
+        help="run the whole pipeline on the built-in songbook",
+        description="Write the built-in synthetic songbook, ingest it (holding two songs out), "
+        "build the fingerprint index, identify degraded clips and one clip of a song that is "
+        "not in the catalogue, print the mood groups and write a playlist report.",
+    )
+    p.set_defaults(func=_cmd_demo)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(args.home)
+
+
+# --------------------------------------------------------------------------
+# index
+# --------------------------------------------------------------------------
+
+
+def _import_flows_index():  # type: ignore[no-untyped-def]
+    """Import ``flows.index`` (see :func:`_import_flows_ingest`)."""
+    _import_flows_ingest()  # puts the repo on sys.path when needed
+    import flows.index as mod
+
+    return mod
+
+
+def _add_index(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "index",
+        parents=[_home_parent()],
+        help="build or update the fingerprint index from the catalogue",
+        description="Embed the new and changed tracks of the catalogue into a new index shard, "
+        "stop removed and changed tracks from matching, recalibrate the no-match thresholds "
+        "(at most 1%% of clips of absent music match, per clip length) and publish the index "
+        "atomically: clips being identified meanwhile keep using the previous index.",
+        epilog="Exit code: 0 on success, 2 on usage errors, a missing model, or an index built "
+        "with another model or settings (rebuild it with --rebuild).",
+    )
+    p.add_argument("--model", type=Path, default=None, metavar="PATH",
+                   help="encoder checkpoint (default: the index's own, else models/fingerprint.pt)")
+    p.add_argument("--compact", action="store_true", help="then merge all shards into one, dropping removed tracks")
+    p.add_argument("--rebuild", action="store_true", help="re-embed every track (to change model or settings)")
+    p.add_argument("--no-calibrate", action="store_true", help="keep the current thresholds")
+    p.add_argument("--absent", nargs="+", type=Path, default=None, metavar="FILE",
+                   help="calibrate on these files of music known not to be in the catalogue "
+                   "(instead of leave-one-track-out)")
+    p.add_argument("--max-false-match", type=float, default=None, metavar="RATE",
+                   help="share of absent-music clips allowed to match, stored as the default (e.g. 0.01)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the summary line")
+    p.set_defaults(func=_cmd_index)
+
+
+def _cmd_index(args: argparse.Namespace) -> int:
+    from .index import Manifest
+
+    home = DataHome.resolve(args.home)
+    if not home.catalog_path.exists():
+        raise UsageError(f"no catalogue in {home.root} (run `audiosim ingest{_hint_home(args)}` first)")
+    if args.model is not None and not args.model.is_file():
+        raise UsageError(f"{args.model}: no such model checkpoint")
+    rate = args.max_false_match
+    if rate is not None and not 0.0 <= rate < 1.0:
+        raise UsageError(f"--max-false-match must be in [0, 1), not {rate}")
+    config = None
+    if rate is not None:
+        import dataclasses
+
+        from .config import IndexConfig
+
+        try:
+            base = Manifest.load(home.index_dir).config
+        except FileNotFoundError:
+            base = IndexConfig()
+        config = dataclasses.replace(base, max_false_match=rate)
+    flows_index = _import_flows_index()
+    try:
+        results = flows_index.index_flow(
+            home=home.root, model=args.model, compact=args.compact, rebuild=args.rebuild,
+            calibrate=not args.no_calibrate and not args.absent, config=config,
+        )
+    except FileNotFoundError as e:
+        raise UsageError(str(e)) from e
+    if args.absent:
+        from .calibrate import calibrate
+
+        try:
+            calibrate(home, args.absent, model=args.model)
+        except ValueError as e:
+            raise UsageError(str(e)) from e
+    for i, r in enumerate(results):
+        if r.action == "nothing" and i > 0:
+            print("nothing to compact: one shard, no removed or changed tracks")
+        elif r.action == "nothing":
+            print(f"index is up to date (generation {r.generation}, {r.shards} shard(s), {r.index_items} items)")
+        elif r.action == "compact":
+            print(f"compacted into {r.shard}: {r.items} items ({r.tombstoned_tracks} removed/changed tracks dropped)")
+        else:
+            print(f"{r.action}: {r.shard or 'no new shard'}: {r.added_tracks} tracks added ({r.items} items, "
+                  f"{r.audio_seconds / 3600:.2f} h), {r.tombstoned_tracks} removed/changed; index now "
+                  f"{r.shards} shard(s), {r.index_items} items (generation {r.generation})")
+        if r.missing_features:
+            print(f"warning: {r.missing_features} ok tracks have no stored features (re-run `audiosim ingest`)",
+                  file=sys.stderr)
+    manifest = Manifest.load(home.index_dir)
+    if manifest.calibration and not args.quiet:
+        from .calibrate import Calibration
+
+        cal = Calibration.from_dict(manifest.calibration)
+        cells = ", ".join(f"{row['seconds']:g} s > {row['threshold']:.3g}" for row in cal.table())
+        print(f"thresholds ({cal.method}, at most {cal.max_false_match:.1%} of absent clips match): {cells}")
+    elif not manifest.calibration:
+        print("warning: the index has no calibrated thresholds, so nothing will match "
+              "(calibration needs at least two tracks with readable audio)", file=sys.stderr)
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------
+# identify and monitor
+# --------------------------------------------------------------------------
+
+_MATCH_COLUMNS = ["clip", "track_id", "path", "title", "offset", "score", "threshold", "matched", "seconds"]
+
+
+def _match_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", type=Path, default=None, metavar="PATH",
+                   help="encoder checkpoint (default: the one the index was built with)")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                   help="output format (default: table)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--threshold", type=float, default=None, metavar="X",
+                   help="fixed score threshold instead of the calibrated ones")
+    g.add_argument("--max-false-match", type=float, default=None, metavar="RATE",
+                   help="share of absent-music clips allowed to match (default: the index's, 0.01)")
+
+
+def _matcher(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    import warnings
+
+    from .match import Matcher
+
+    if args.model is not None and not args.model.is_file():
+        raise UsageError(f"{args.model}: no such model checkpoint")
+    if args.max_false_match is not None and not 0.0 <= args.max_false_match < 1.0:
+        raise UsageError(f"--max-false-match must be in [0, 1), not {args.max_false_match}")
+    home = DataHome.resolve(args.home)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            m = Matcher(home, args.model, threshold=args.threshold, max_false_match=args.max_false_match)
+    except FileNotFoundError as e:
+        if "no index" in str(e):
+            raise UsageError(f"no index in {home.root} (run `audiosim index{_hint_home(args)}` first)") from e
+        raise UsageError(str(e)) from e
+    if m.calibration is None and args.threshold is None:
+        print("warning: the index has no calibrated thresholds: nothing will match "
+              "(run `audiosim index` or pass --threshold)", file=sys.stderr)
+    return m
+
+
+def _print_rows(rows: list[dict], columns: list[str], fmt: str) -> None:
+    import pandas as pd
+
+    df = pd.DataFrame(rows, columns=columns)
+    if "track_id" in df:
+        df["track_id"] = df["track_id"].astype("Int64")
+    if fmt == "json":
+        print(json.dumps(json.loads(df.to_json(orient="records")), indent=2, ensure_ascii=False))
+    elif fmt == "csv":
+        sys.stdout.write(df.to_csv(index=False))
+    else:
+        df = df.astype(object).where(df.notna(), "")
+        with pd.option_context("display.max_rows", None, "display.width", None, "display.max_colwidth", None):
+            print(df.to_string(index=False))
+
+
+def _add_identify(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "identify",
+        parents=[_home_parent()],
+        help="name the catalogue track each clip comes from",
+        description="Identify audio clips against the index: one row per clip with the track, "
+        "where the clip starts in it (offset, s), the score and the threshold it had to beat "
+        "(calibrated per clip length so that at most 1%% of clips of absent music match), "
+        "whether it matched, and the seconds taken. The index and model are loaded once.",
+        epilog="Exit code: 0 if every clip matched, 1 if some clip matched nothing or could not "
+        "be read, 2 on usage errors (no index, model mismatch, bad options).",
+    )
+    p.add_argument("clips", nargs="+", type=Path, metavar="CLIP", help="audio file to identify")
+    _match_options(p)
+    p.set_defaults(func=_cmd_identify)
+
+
+def _cmd_identify(args: argparse.Namespace) -> int:
+    from .audio import AudioError
+
+    rows, unmatched = [], 0
+    with _matcher(args) as m:
+        for clip in args.clips:
+            try:
+                r = m.match(clip)
+            except AudioError as e:
+                print(f"audiosim identify: {e}", file=sys.stderr)
+                rows.append({"clip": str(clip), "matched": False})
+                unmatched += 1
+                continue
+            d = r.to_dict()
+            d["offset"], d["score"] = round(d["offset"], 2), round(d["score"], 3)
+            d["threshold"], d["seconds"] = round(d["threshold"], 3), round(d["seconds"], 3)
+            if not r.matched:
+                unmatched += 1
+                if args.format == "table":
+                    d.update(track_id=None, path=None, title=None, offset=None)
+            rows.append(d)
+    _print_rows(rows, _MATCH_COLUMNS, args.format)
+    return EXIT_FAILURES if unmatched else EXIT_OK
+
+
+_TIMELINE_COLUMNS = ["start", "end", "track_id", "title", "offset", "score", "windows", "path"]
+
+
+def _add_monitor(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "monitor",
+        parents=[_home_parent()],
+        help="timeline of the catalogue tracks heard in a long recording",
+        description="Slide a window over a recording, identify each window and merge consecutive "
+        "windows that agree on a track (at a consistent position) into timeline rows: start and "
+        "end in the recording (s), the track, and the offset in the track at the start.",
+        epilog="Exit code: 0 if some track was found, 1 if none, 2 on usage errors.",
+    )
+    p.add_argument("recording", type=Path, metavar="RECORDING", help="audio file (any length)")
+    p.add_argument("--window", type=float, default=5.0, metavar="S", help="window length in seconds (default 5)")
+    p.add_argument("--hop", type=float, default=2.5, metavar="S", help="window hop in seconds (default 2.5)")
+    _match_options(p)
+    p.set_defaults(func=_cmd_monitor)
+
+
+def _cmd_monitor(args: argparse.Namespace) -> int:
+    from .audio import AudioError
+
+    if not 0 < args.hop <= args.window:
+        raise UsageError("need 0 < --hop <= --window")
+    with _matcher(args) as m:
+        try:
+            rows = m.monitor(args.recording, window=args.window, hop=args.hop)
+        except AudioError as e:
+            raise UsageError(str(e)) from e
+    _print_rows([r.to_dict() for r in rows], _TIMELINE_COLUMNS, args.format)
+    return EXIT_OK if rows else EXIT_FAILURES
+
+
+
+# --------------------------------------------------------------------------
 # entry point
 # --------------------------------------------------------------------------
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_ingest, _add_catalog]
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_ingest, _add_catalog, _add_train, _add_index, _add_identify, _add_monitor, _add_demo,
+]
 """Functions that each add one subcommand, in ``--help`` order."""
 
 

@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/ingest.py LIST_OR_PATHS... [--home DIR] [--workers N]
                                 [--limit N] [--flow] [--stages N]
+                                [--runner threads|dask] [--compare N,N...]
 
 Files, folders and path lists are expanded as by ``audiosim ingest``. Unless
 ``--home`` is given, a temporary data home is used and removed afterwards, so
@@ -18,8 +19,13 @@ W x (x real time per CPU second) at best.
 
 ``--flow`` runs through the Prefect flow (includes Prefect's start-up and
 per-task overhead); the default calls :func:`audiosim.ingest.ingest_many`
-directly. ``--stages N`` also times each stage (hash, file decode,
-resample, log-mel) in CPU seconds on the first N files, one at a time.
+directly. ``--runner dask`` runs the flow on a local Dask cluster of
+``--workers`` worker processes (:mod:`audiosim.runners`; cluster start-up
+included; CPU columns then count this process only). ``--compare 1,2``
+runs once per worker count, each in a fresh temporary data home, and adds a
+speed-up column (wall time of the first count / this one). ``--stages N``
+also times each stage (hash, file decode, resample, log-mel) in CPU seconds
+on the first N files, one at a time.
 """
 
 from __future__ import annotations
@@ -89,9 +95,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, metavar="N", help="only the first N files (sorted)")
     parser.add_argument("--flow", action="store_true", help="run through the Prefect flow")
     parser.add_argument("--stages", type=int, default=0, metavar="N", help="time each stage on N files")
+    parser.add_argument("--runner", choices=("threads", "dask"), default="threads",
+                        help="threads in this process, or (implies --flow) a local Dask cluster of --workers processes")
+    parser.add_argument("--compare", metavar="N,N...", help="run once per worker count (fresh home each); speed-up table")
     args = parser.parse_args(argv)
+    if args.runner == "dask":
+        args.flow = True
+    if args.compare:
+        return compare(args, [int(n) for n in args.compare.split(",")])
 
-    from audiosim.ingest import count_statuses, discover, ingest_many
+    from audiosim.ingest import count_statuses, discover
 
     files = discover(args.paths)
     if args.limit:
@@ -100,16 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     rss_before = peak_rss_mb()
     try:
         t0, cpu0 = time.perf_counter(), cpu_seconds()
-        if args.flow:
-            from audiosim.cli import PREFECT_ENV_DEFAULTS
-
-            for k, v in PREFECT_ENV_DEFAULTS.items():
-                os.environ.setdefault(k, v)
-            from flows.ingest import run_ingest
-
-            results = run_ingest(files, home=home, workers=args.workers)
-        else:
-            results = ingest_many(files, home=home, workers=args.workers)
+        results = run(files, home, args.workers, args.flow, args.runner)
         wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
     finally:
         if args.home is None:
@@ -129,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{audio_s / cpu:.0f}" if cpu else "-",
         f"{peak_rss_mb():.0f} (at start {rss_before:.0f})",
         str(args.workers),
-        "flow" if args.flow else "direct",
+        mode_name(args.flow, args.runner),
     ]
     print_table(header, [row])
     failed = [r for r in results if r.status == "failed"]
@@ -145,6 +149,59 @@ def main(argv: list[str] | None = None) -> int:
                 ["stage", "CPU s", "x real time per CPU s"],
                 [[k, f"{total[k]:.2f}", f"{total['audio_s'] / total[k]:.0f}"] for k in total if k != "audio_s"],
             )
+    return 0
+
+
+def mode_name(flow: bool, runner: str) -> str:
+    return "flow, local Dask processes" if runner == "dask" else ("flow" if flow else "direct")
+
+
+def run(files: list[Path], home: Path, workers: int, flow: bool, runner: str = "threads") -> list:
+    """Ingest ``files`` into ``home`` one way; returns the results."""
+    from audiosim.ingest import ingest_many
+
+    if not flow:
+        return ingest_many(files, home=home, workers=workers)
+    from audiosim.cli import PREFECT_ENV_DEFAULTS
+
+    for k, v in PREFECT_ENV_DEFAULTS.items():
+        os.environ.setdefault(k, v)
+    from flows.ingest import run_ingest
+
+    if runner == "dask":
+        from audiosim.runners import RunnerSpec, prefect_api_for_workers
+
+        spec = RunnerSpec(workers=workers)
+        with prefect_api_for_workers(spec):
+            return run_ingest(files, home=home, workers=spec.in_flight(), task_runner=spec.task_runner())
+    return run_ingest(files, home=home, workers=workers)
+
+
+def compare(args: argparse.Namespace, counts: list[int]) -> int:
+    """Ingest the same files once per worker count, each into a fresh temporary home."""
+    from audiosim.ingest import count_statuses, discover
+
+    files = discover(args.paths)
+    if args.limit:
+        files = files[: args.limit]
+    rows, base = [], None
+    for n in counts:
+        home = Path(tempfile.mkdtemp(prefix="audiosim-bench-"))
+        try:
+            t0 = time.perf_counter()
+            results = run(files, home, n, args.flow, args.runner)
+            wall = time.perf_counter() - t0
+            features = sum(p.stat().st_size for p in (home / "features").rglob("*.npy"))
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
+        audio_h = sum(r.duration or 0.0 for r in results if r.status != "failed") / 3600
+        base = base or wall
+        rows.append([str(n), mode_name(args.flow, args.runner), str(len(files)),
+                     str(count_statuses(results)["failed"]), f"{audio_h:.2f}", f"{wall:.1f}",
+                     f"{wall / audio_h / 60:.1f}" if audio_h else "-", f"{base / wall:.2f}",
+                     f"{features / audio_h / 1e6:.0f}" if audio_h else "-"])
+    print_table(["workers", "mode", "files", "failed", "audio hours", "wall s", "wall min per audio hour",
+                 "speed-up", "feature MB per audio hour"], rows)
     return 0
 
 

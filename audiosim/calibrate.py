@@ -1,0 +1,497 @@
+"""Calibrate the no-match threshold on music known to be absent.
+
+A clip's score (see :mod:`audiosim.match`) grows with its number of
+segments, so the threshold is set per clip length: for each length in
+``IndexConfig.calibration_seconds`` (1, 2, 3, 5 and 10 s by default),
+``IndexConfig.calibration_clips`` clips of absent music are scored and the
+threshold is the score that only a share ``max_false_match`` (1 % by
+default) of them exceed. Lengths in between are interpolated on the number
+of segments; longer clips extrapolate the last two lengths' trend.
+
+Where does absent music come from?
+
+- :func:`calibrate_leave_one_out` (what ``audiosim index`` runs): clips cut
+  from the catalogue's own tracks, but every neighbour from the clip's own
+  track is ignored, so the clip behaves like music the index does not hold.
+  Tracks that hold the same music as the source (another encoding, an
+  edit, a variant; found by :func:`shared_content`) are ignored as well:
+  finding them would be right, not a false match. Nothing beyond the
+  catalogue is needed.
+- :func:`calibrate`: clips of files you know are not in the catalogue.
+
+Half the clips are clean, half degraded like real captures (noise at 0 to
+20 dB SNR, reverberation, EQ or phone band, gain; the training
+distribution of :class:`~audiosim.config.AugmentConfig`). Every score is
+stored (sorted) in the manifest, so the false-match target can be changed
+at query time without recalibrating.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from . import audio, augment
+from . import features as F
+from .config import AugmentConfig, IndexConfig
+
+if TYPE_CHECKING:
+    from .index import Index
+    from .model import Encoder
+    from .store import DataHome
+
+CONDITIONS = "half clean, half degraded with AugmentConfig() (noise 0-20 dB, reverb, EQ/phone band, gain)"
+STATISTIC = "vote-score"
+"""Name of the clip score the thresholds apply to (see :func:`audiosim.match.clip_score`)."""
+
+
+@dataclass
+class CalibrationBin:
+    """Scores of the absent clips of one length.
+
+    Attributes
+    ----------
+    seconds : float
+        Clip length.
+    segments : int
+        Query segments of a fully audible clip of that length.
+    scores : ndarray
+        Scores of the absent clips, sorted high to low.
+    """
+
+    seconds: float
+    segments: int
+    scores: np.ndarray
+
+    def threshold(self, rate: float) -> float:
+        """The score at most ``rate`` of the absent clips exceed."""
+        s = self.scores
+        if len(s) == 0:
+            return math.inf
+        m = int(math.floor(rate * len(s) + 1e-9))
+        return float(s[m]) if m < len(s) else float(s[-1]) - 1e-6
+
+
+@dataclass
+class Calibration:
+    """No-match thresholds per clip length, as stored in the manifest.
+
+    Attributes
+    ----------
+    method : str
+        ``leave-one-track-out`` or ``absent-music``.
+    max_false_match : float
+        The default target share of absent clips that match.
+    bins : list of CalibrationBin
+    statistic : str
+        The clip score calibrated (``vote-score``).
+    tracks : int
+        Tracks (or files) the absent clips came from.
+    conditions : str
+    model_digest : str
+    created : str
+    """
+
+    method: str
+    max_false_match: float
+    bins: list[CalibrationBin]
+    statistic: str = STATISTIC
+    tracks: int = 0
+    conditions: str = CONDITIONS
+    model_digest: str = ""
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    shared: list[tuple[int, int]] = field(default_factory=list)
+    """Pairs of tracks found to hold the same music (not counted as false matches)."""
+
+    def threshold(self, n_segments: int, max_false_match: float | None = None) -> float:
+        """Threshold for a clip of ``n_segments`` audible segments.
+
+        Linear in the number of segments between calibrated lengths; below
+        the shortest, its threshold; beyond the longest, the trend of the
+        last two (never decreasing).
+        """
+        rate = self.max_false_match if max_false_match is None else float(max_false_match)
+        bins = sorted(self.bins, key=lambda b: b.segments)
+        segs = np.array([b.segments for b in bins], np.float64)
+        thr = np.array([b.threshold(rate) for b in bins], np.float64)
+        n = float(n_segments)
+        if len(bins) == 1 or n <= segs[0]:
+            return float(thr[0])
+        if n <= segs[-1]:
+            return float(np.interp(n, segs, thr))
+        slope = max(0.0, (thr[-1] - thr[-2]) / max(segs[-1] - segs[-2], 1e-9))
+        return float(thr[-1] + slope * (n - segs[-1]))
+
+    def table(self, max_false_match: float | None = None) -> list[dict[str, Any]]:
+        """One row per length: seconds, segments, clips, threshold."""
+        rate = self.max_false_match if max_false_match is None else max_false_match
+        return [
+            {"seconds": b.seconds, "segments": b.segments, "clips": len(b.scores), "threshold": round(b.threshold(rate), 4)}
+            for b in self.bins
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "statistic": self.statistic,
+            "max_false_match": self.max_false_match,
+            "tracks": self.tracks,
+            "conditions": self.conditions,
+            "model_digest": self.model_digest,
+            "created": self.created,
+            "shared_content": [list(p) for p in self.shared],
+            "bins": [
+                {
+                    "seconds": b.seconds,
+                    "segments": b.segments,
+                    "clips": len(b.scores),
+                    "threshold": round(b.threshold(self.max_false_match), 5),
+                    "scores": [round(float(x), 5) for x in b.scores],
+                }
+                for b in self.bins
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Calibration":
+        if d.get("statistic", STATISTIC) != STATISTIC:
+            raise ValueError(f"calibration is for score {d.get('statistic')!r}, this audiosim uses {STATISTIC!r}: recalibrate")
+        bins = [CalibrationBin(float(b["seconds"]), int(b["segments"]), np.sort(np.asarray(b["scores"], np.float64))[::-1])
+                for b in d["bins"]]
+        return cls(d["method"], float(d["max_false_match"]), bins, d.get("statistic", STATISTIC), int(d.get("tracks", 0)),
+                   d.get("conditions", ""), d.get("model_digest", ""), d.get("created", ""),
+                   [(int(a), int(b)) for a, b in d.get("shared_content", [])])
+
+
+# --------------------------------------------------------------------------
+# Clips
+# --------------------------------------------------------------------------
+
+
+def segments_in(seconds: float, model: "Encoder", config: IndexConfig) -> int:
+    """Query segments of a fully audible clip of ``seconds``."""
+    f = model.features
+    samples = int(round(seconds * f.sample_rate))
+    frames = 0 if samples < f.n_fft else 1 + (samples - f.n_fft) // f.hop_length
+    hop = F.seconds_to_frames(config.query_hop_seconds, f)
+    return len(F.segment_starts(frames, hop, f))
+
+
+def read_excerpt(path: str | Path, start: float, seconds: float, sample_rate: int) -> np.ndarray:
+    """Decode ``seconds`` of ``path`` from ``start`` (s), mono, at ``sample_rate``.
+
+    Seeks instead of decoding the whole file; short reads are zero-padded.
+
+    Raises
+    ------
+    AudioError
+        If the file cannot be read.
+    """
+    try:
+        with sf.SoundFile(str(path)) as f:
+            orig = f.samplerate
+            f.seek(max(0, int(start * orig)))
+            data = f.read(int(math.ceil(seconds * orig)) + 64, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError) as e:
+        raise audio.AudioError(path, "unreadable", str(e)) from e
+    x = audio.resample(data.mean(axis=1), orig, sample_rate)
+    n = int(round(seconds * sample_rate))
+    return np.pad(x[:n], (0, max(0, n - len(x[:n])))).astype(np.float32)
+
+
+# --------------------------------------------------------------------------
+# Calibration runs
+# --------------------------------------------------------------------------
+
+
+def excerpt_scores(
+    index: "Index",
+    model: "Encoder",
+    wave: np.ndarray,
+    lengths: Sequence[float],
+    exclude_tracks: Sequence[int] | int | None = None,
+) -> list[float | None]:
+    """Scores of the clips made of the first ``L`` seconds of ``wave``, for each ``L``.
+
+    The excerpt is segmented, embedded and searched once; each clip votes
+    over the segments that lie inside it, which is exactly what
+    identifying the shorter clip would do (frames are not centred).
+    Lengths longer than the excerpt give None.
+    """
+    from .index import embed_logmel
+    from .match import query_hop_frames, score_neighbours
+
+    f = model.features
+    cfg = index.config
+    hop = query_hop_frames(cfg, model)
+    with torch.inference_mode():
+        lm = F.log_mel(torch.as_tensor(wave, dtype=torch.float32), f)
+    vecs, starts = embed_logmel(model, lm, hop)
+    times = starts / f.frames_per_second
+    nn = index.search(vecs, cfg.neighbours, exclude_tracks=exclude_tracks) if len(vecs) else None
+    out: list[float | None] = []
+    for length in lengths:
+        if length * f.sample_rate > len(wave) + 1:
+            out.append(None)
+            continue
+        sel = np.flatnonzero(times + f.segment_seconds <= length + 1e-6)
+        if nn is None or len(sel) == 0:
+            out.append(0.0)
+            continue
+        sub = type(nn)(nn.track[sel], nn.time[sel], nn.sim[sel], nn.item[sel])
+        out.append(score_neighbours(sub, times[sel], cfg, hop / f.frames_per_second).score)
+    return out
+
+
+def shared_content(index: "Index", sample: int = 120, min_fraction: float = 0.3) -> dict[int, set[int]]:
+    """Tracks that hold the same music as another track (re-encodings, edits, variants).
+
+    Up to ``sample`` evenly spaced indexed segments of each track are looked
+    up in the rest of the index and voted on as one long clip; another track
+    that a ``min_fraction`` share of them agree on (one consistent offset)
+    shares the music. Uses the stored vectors only, no model.
+
+    Returns
+    -------
+    dict
+        Track id -> ids of the tracks sharing its music (symmetric; tracks
+        without any are absent).
+    """
+    from .voting import vote
+
+    out: dict[int, set[int]] = {}
+    live = index.live_tracks()
+    for s in index.shards:
+        for tid, h in s.info.tracks:
+            if live.get(tid) != h:
+                continue
+            items = np.flatnonzero(s.usable & (s.track == tid))
+            if len(items) < 4:
+                continue
+            items = items[np.linspace(0, len(items) - 1, min(sample, len(items))).round().astype(int)]
+            nn = index.search(np.stack([s.vector(i) for i in items]), exclude_tracks=tid)
+            need = max(3, int(math.ceil(min_fraction * len(items))))
+            for c in vote(s.time[items], nn.track, nn.time, nn.sim, index.config.index_hop_seconds, top=3):
+                if c.votes >= need:
+                    out.setdefault(tid, set()).add(c.track)
+                    out.setdefault(c.track, set()).add(tid)
+    return out
+
+
+def _bins(
+    scores: list[list[float | None]], lengths: Sequence[float], model: "Encoder", config: IndexConfig
+) -> list[CalibrationBin]:
+    bins = []
+    for j, length in enumerate(lengths):
+        col = np.array([row[j] for row in scores if row[j] is not None], np.float64)
+        if len(col):
+            bins.append(CalibrationBin(float(length), segments_in(length, model, config), np.sort(col)[::-1]))
+    return bins
+
+
+def _score_excerpts(
+    index: "Index",
+    model: "Encoder",
+    excerpts: list[np.ndarray],
+    exclude: Sequence[Sequence[int] | None],
+    lengths: Sequence[float],
+    g: torch.Generator,
+    progress: Callable[[str, dict], None] | None,
+) -> list[list[float | None]]:
+    """Degrade every other excerpt (its first half second is reverb context), then score."""
+    sr = model.features.sample_rate
+    ctx = sr // 2
+    scores = []
+    for i, (x, ex) in enumerate(zip(excerpts, exclude)):
+        t = torch.from_numpy(x)[None]
+        y = augment.Degrader(AugmentConfig(), sr)(t, t.shape[1] - ctx, g)[0] if i % 2 else t[0, ctx:]
+        scores.append(excerpt_scores(index, model, y.numpy(), lengths, ex))
+        if progress and (i + 1) % 50 == 0:
+            progress("calibrate-clips", {"done": i + 1, "total": len(excerpts)})
+    return scores
+
+
+def calibrate_leave_one_out(
+    index: "Index",
+    model: "Encoder",
+    home: "str | Path | DataHome | None" = None,
+    seconds: Sequence[float] | None = None,
+    clips: int | None = None,
+    max_false_match: float | None = None,
+    seed: int = 0,
+    progress: Callable[[str, dict], None] | None = None,
+) -> Calibration | None:
+    """Calibrate with clips of the catalogue's own tracks, ignoring their source track.
+
+    ``clips`` excerpts as long as the longest length are cut at random
+    audible moments of random tracks (weighted by duration), half of them
+    degraded; the clip of each length is the start of an excerpt. Each is
+    scored with every neighbour from its own track ignored.
+
+    Parameters
+    ----------
+    index : Index
+    model : Encoder
+        The index's model.
+    home : str, Path or DataHome, optional
+        Data home whose catalogue gives the tracks' paths (default: the
+        index folder's parent).
+    seconds : sequence of float, optional
+        Clip lengths (default ``index.config.calibration_seconds``).
+    clips : int, optional
+        Clips per length (default ``index.config.calibration_clips``).
+    max_false_match : float, optional
+        Default ``index.config.max_false_match``.
+    seed : int
+    progress : callable, optional
+        ``progress(stage, info)``.
+
+    Returns
+    -------
+    Calibration or None
+        None when fewer than two tracks have readable audio (nothing can
+        stand in for absent music).
+    """
+    from .catalog import Catalog
+    from .index import model_digest
+    from .store import DataHome
+
+    cfg = index.config
+    lengths = sorted(seconds or cfg.calibration_seconds)
+    dh = DataHome.resolve(home) if home is not None else DataHome(index.directory.parent)
+    sr = model.features.sample_rate
+    live = index.live_tracks()
+    paths: dict[int, str] = {}
+    if dh.catalog_path.exists():
+        with Catalog(dh.catalog_path, create=False) as cat:
+            for tid in live:
+                row = cat.get(tid)
+                if row is not None and row.content_hash == live[tid] and Path(row.path).is_file():
+                    paths[tid] = row.path
+    starts: dict[int, np.ndarray] = {}
+    durations: dict[int, float] = {}
+    for s in index.shards:  # start times to draw from: the track's audible (indexed) segments
+        for (tid, h), dur in zip(s.info.tracks, s.info.track_seconds):
+            if tid in paths and live.get(tid) == h:
+                t = s.time[s.usable & (s.track == tid)]
+                if len(t) and dur >= lengths[0] + 0.5:
+                    starts[tid], durations[tid] = t, dur
+    if len(starts) < 2:
+        return None
+    ok = sorted(starts)
+    weights = np.array([durations[t] for t in ok])
+    rng = np.random.default_rng(seed)
+    g = torch.Generator().manual_seed(seed)
+    ctx = sr // 2
+    excerpts, exclude = [], []
+    n = int(clips or cfg.calibration_clips)
+    for attempt in range(3 * n):
+        if len(excerpts) == n:
+            break
+        tid = ok[int(rng.choice(len(ok), p=weights / weights.sum()))]
+        span = min(lengths[-1], durations[tid] - 0.25)
+        t0 = float(rng.choice(starts[tid])) + float(rng.uniform(0, cfg.index_hop_seconds))
+        t0 = max(0.0, min(t0, durations[tid] - span))
+        try:
+            x = read_excerpt(paths[tid], t0 - ctx / sr, span + ctx / sr, sr)
+        except audio.AudioError:
+            continue
+        excerpts.append(x)
+        exclude.append(tid)
+    shared = shared_content(index)
+    excluded = [sorted({tid, *shared.get(tid, ())}) for tid in exclude]
+    scores = _score_excerpts(index, model, excerpts, excluded, lengths, g, progress)
+    bins = _bins(scores, lengths, model, cfg)
+    if not bins:
+        return None
+    return Calibration(
+        "leave-one-track-out", cfg.max_false_match if max_false_match is None else float(max_false_match),
+        bins, tracks=len(set(exclude)), model_digest=model_digest(model),
+        shared=sorted({(min(a, b), max(a, b)) for a, bs in shared.items() for b in bs}),
+    )
+
+
+def calibrate(
+    index: "Index | str | Path | DataHome | None",
+    absent_paths: Sequence[str | Path],
+    model: "Encoder | str | Path | None" = None,
+    seconds: Sequence[float] | None = None,
+    clips: int | None = None,
+    max_false_match: float | None = None,
+    seed: int = 0,
+    save: bool = True,
+) -> Calibration:
+    """Calibrate with clips of audio files known not to be in the catalogue.
+
+    Parameters
+    ----------
+    index : Index, str, Path or DataHome
+        An opened index, or a data home.
+    absent_paths : sequence of str or Path
+        Music files that are not in the catalogue (undecodable ones are skipped).
+    model : Encoder, str or Path, optional
+        Default: the index's model.
+    seconds, clips, max_false_match, seed
+        As in :func:`calibrate_leave_one_out`.
+    save : bool
+        Publish the thresholds in the index manifest (a new generation).
+
+    Returns
+    -------
+    Calibration
+
+    Raises
+    ------
+    ValueError
+        If no absent file could be decoded.
+    """
+    from .index import Index, check_compatible, model_digest, resolve_model, store_calibration
+
+    opened = not isinstance(index, Index)
+    idx = Index.open(index) if opened else index
+    try:
+        enc = resolve_model(model, idx.manifest, idx.manifest.feature_config)
+        check_compatible(idx.manifest, idx.directory, enc)
+        cfg = idx.config
+        lengths = sorted(seconds or cfg.calibration_seconds)
+        sr = enc.features.sample_rate
+        waves = []
+        for p in absent_paths:
+            try:
+                waves.append(audio.load(p, sr))
+            except audio.AudioError:
+                continue
+        if not waves:
+            raise ValueError("no absent-music file could be decoded")
+        rng = np.random.default_rng(seed)
+        g = torch.Generator().manual_seed(seed)
+        ctx = sr // 2
+        weights = np.array([len(w) for w in waves], np.float64)
+        excerpts = []
+        for _ in range(int(clips or cfg.calibration_clips)):
+            w = waves[int(rng.choice(len(waves), p=weights / weights.sum()))]
+            n = min(len(w), ctx + int(round(lengths[-1] * sr)))
+            for _ in range(10):  # prefer audible excerpts, as queries are
+                s0 = int(rng.integers(0, len(w) - n + 1))
+                piece = w[s0 : s0 + n]
+                if 10 * np.log10(float(np.mean(piece[ctx:] ** 2)) + 1e-12) > enc.features.silence_db:
+                    break
+            excerpts.append(np.ascontiguousarray(piece, dtype=np.float32))
+        scores = _score_excerpts(idx, enc, excerpts, [None] * len(excerpts), lengths, g, None)
+        cal = Calibration(
+            "absent-music", cfg.max_false_match if max_false_match is None else float(max_false_match),
+            _bins(scores, lengths, enc, cfg), tracks=len(waves), model_digest=model_digest(enc),
+        )
+        if save:
+            store_calibration(idx.directory, cal.to_dict())
+        return cal
+    finally:
+        if opened:
+            idx.close()

@@ -1,0 +1,250 @@
+"""Where a flow's tasks run: threads here, a local Dask cluster, or a Dask scheduler.
+
+The flows fan tracks out as Prefect tasks (``flows/ingest.py``: one task per
+file). Which :class:`~prefect.task_runners.TaskRunner` executes them is
+chosen here, from the two command-line options every fanning-out command
+takes:
+
+=====================  ==========================================================
+``--workers 1``        a thread in this process (the default)
+``--workers N``        a :class:`distributed.LocalCluster` of N worker
+                       *processes* (one thread each) on this machine, started for
+                       the run and stopped after it
+``--dask ADDRESS``     an existing Dask scheduler (``tcp://host:8786``), whose
+                       workers may be on other machines
+=====================  ==========================================================
+
+A work unit is one track. Workers write what they compute (features,
+vectors) to the shared data home themselves; only small result records go
+back through the scheduler, so the data home must be on storage every worker
+can reach at the same path (a shared file system for several machines).
+Workers must be able to import ``audiosim`` and ``flows`` (start them from
+the project folder, or put it on ``PYTHONPATH``).
+
+Examples
+--------
+>>> from audiosim.runners import RunnerSpec
+>>> RunnerSpec(workers=1).describe()
+'1 thread'
+>>> RunnerSpec(workers=4).describe()
+'local Dask cluster of 4 worker processes'
+>>> RunnerSpec(dask="tcp://10.0.0.5:8786").describe()
+'Dask scheduler tcp://10.0.0.5:8786'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+DEFAULT_MEMORY_LIMIT = "4GiB"
+"""Memory each local Dask worker may use before Dask restarts it."""
+
+
+@dataclass(frozen=True)
+class RunnerSpec:
+    """How to run a flow's tasks; see the module docstring.
+
+    Parameters
+    ----------
+    workers : int
+        1: threads in this process; N > 1: a local Dask cluster of N worker
+        processes. With ``dask``, the number of tracks kept in flight
+        (default: the scheduler's total worker threads).
+    dask : str, optional
+        Address of an existing Dask scheduler (``tcp://host:port``).
+    memory_limit : str
+        Per-worker memory limit of a local cluster.
+    """
+
+    workers: int = 1
+    dask: str | None = None
+    memory_limit: str = DEFAULT_MEMORY_LIMIT
+
+    def __post_init__(self) -> None:
+        if int(self.workers) < 1:
+            raise ValueError(f"workers must be at least 1, not {self.workers}")
+        object.__setattr__(self, "workers", int(self.workers))
+        if self.dask is not None:
+            address = self.dask.strip()
+            if not address:
+                raise ValueError("the Dask scheduler address is empty")
+            if "://" not in address:
+                address = f"tcp://{address}"
+            object.__setattr__(self, "dask", address)
+
+    @property
+    def uses_dask(self) -> bool:
+        """True for a local cluster or a scheduler address."""
+        return self.dask is not None or self.workers > 1
+
+    def describe(self) -> str:
+        """A short human description (for logs and artifacts)."""
+        if self.dask is not None:
+            return f"Dask scheduler {self.dask}"
+        if self.workers > 1:
+            return f"local Dask cluster of {self.workers} worker processes"
+        return "1 thread"
+
+    def task_runner(self) -> Any:
+        """A new, not yet started Prefect task runner for this spec.
+
+        Returns
+        -------
+        prefect.task_runners.TaskRunner
+            :class:`~prefect.task_runners.ThreadPoolTaskRunner` or
+            :class:`prefect_dask.DaskTaskRunner`.
+        """
+        if not self.uses_dask:
+            from prefect.task_runners import ThreadPoolTaskRunner
+
+            return ThreadPoolTaskRunner(max_workers=self.workers)
+        from prefect_dask import DaskTaskRunner
+
+        quiet_dask()
+        if self.dask is not None:
+            return DaskTaskRunner(address=self.dask)
+        return DaskTaskRunner(
+            cluster_class="distributed.LocalCluster",
+            cluster_kwargs=local_cluster_kwargs(self.workers, self.memory_limit),
+        )
+
+    def in_flight(self) -> int:
+        """How many tracks to keep submitted at once.
+
+        Local runners: ``workers``. A scheduler address: ``workers`` when it
+        was set above 1, else the scheduler's total worker threads (at least 1).
+        """
+        if self.dask is None or self.workers > 1:
+            return self.workers
+        return max(1, scheduler_threads(self.dask))
+
+
+def quiet_dask(level: str = "warning") -> None:
+    """Keep Dask's INFO chatter (workers starting and stopping) out of the output.
+
+    Applies to this process and, through the environment, to the local
+    workers it spawns; ``DASK_LOGGING__DISTRIBUTED`` set by the user wins.
+    """
+    import logging
+
+    level = os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", level)
+    logging.getLogger("distributed").setLevel(level.upper())
+
+
+def local_cluster_kwargs(workers: int, memory_limit: str = DEFAULT_MEMORY_LIMIT) -> dict[str, Any]:
+    """Keyword arguments of the :class:`distributed.LocalCluster` for ``workers`` processes.
+
+    One thread per process (decoding and log-mel are CPU-bound; torch is
+    limited to one thread per worker so N workers use N cores), no dashboard
+    (it needs bokeh and a free port), workers killed and restarted by their
+    nanny if they exceed ``memory_limit``.
+    """
+    return {
+        "n_workers": int(workers),
+        "threads_per_worker": 1,
+        "processes": True,
+        "dashboard_address": None,
+        "memory_limit": memory_limit,
+        "env": worker_env(),
+    }
+
+
+def worker_env() -> dict[str, str]:
+    """Environment for local Dask workers: one math-library thread each."""
+    return {k: "1" for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+
+
+def scheduler_threads(address: str, timeout: float = 10.0) -> int:
+    """Total worker threads known to the Dask scheduler at ``address``.
+
+    Raises
+    ------
+    OSError
+        If the scheduler cannot be reached within ``timeout`` seconds.
+    """
+    import distributed
+
+    try:
+        with distributed.Client(address, timeout=timeout, set_as_default=False) as client:
+            return int(sum(client.nthreads().values()))
+    except (OSError, TimeoutError) as e:
+        raise OSError(f"cannot reach the Dask scheduler at {address}: {e}") from e
+
+
+@contextlib.contextmanager
+def shared_prefect_api() -> Iterator[str]:
+    """Make the Prefect API this process uses reachable by processes it starts.
+
+    With ``PREFECT_API_URL`` set there is nothing to do. Without it Prefect
+    uses a temporary local server that only this process knows of, and every
+    other process (a local Dask worker, a flow run started by ``serve``)
+    would start a temporary server of its own. So for the duration of the
+    block the running flow's server (else a temporary server started now)
+    is put into this process's settings, which travel with every task to
+    Dask workers, and into ``PREFECT_API_URL`` of the environment, which
+    child processes inherit.
+
+    Yields
+    ------
+    str
+        The API URL.
+    """
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    url = PREFECT_API_URL.value()
+    if url:
+        yield url
+        return
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    client = getattr(ctx, "client", None) if ctx is not None else None
+    url = str(client.api_url).rstrip("/") if client is not None else None
+    if not url:
+        from prefect.server.api.server import SubprocessASGIServer
+
+        server = SubprocessASGIServer()
+        server.start()
+        url = server.api_url
+    before = os.environ.get("PREFECT_API_URL")
+    os.environ["PREFECT_API_URL"] = url
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: url}):
+            yield url
+    finally:
+        if before is None:
+            os.environ.pop("PREFECT_API_URL", None)
+        else:
+            os.environ["PREFECT_API_URL"] = before
+
+
+@contextlib.contextmanager
+def prefect_api_for_workers(spec: RunnerSpec) -> Iterator[str | None]:
+    """:func:`shared_prefect_api` when ``spec`` runs tasks on Dask, else nothing.
+
+    (Workers on other machines cannot reach a temporary server on
+    127.0.0.1: with ``--dask``, point ``PREFECT_API_URL`` at a real Prefect
+    server.)
+
+    Yields
+    ------
+    str or None
+        The API URL the workers get (None for threads).
+    """
+    if not spec.uses_dask:
+        yield None
+        return
+    with shared_prefect_api() as url:
+        yield url
+
+
+def resolve(workers: int | None = None, dask: str | None = None) -> RunnerSpec:
+    """A :class:`RunnerSpec` from command-line style values (None: defaults).
+
+    ``AUDIOSIM_DASK_ADDRESS`` supplies ``dask`` when it is not given.
+    """
+    address = dask if dask is not None else (os.environ.get("AUDIOSIM_DASK_ADDRESS") or None)
+    return RunnerSpec(workers=1 if workers is None else workers, dask=address)

@@ -1,0 +1,395 @@
+"""Train the song-similarity encoder with song-level triplets.
+
+The fingerprint encoder learns "same moment of the same recording"; this one
+learns "same song". Each step draws ``batch_size`` distinct songs and two
+3-second clips of each at random audible positions (at least one clip
+length apart when the song allows), both lightly degraded
+(:data:`~audiosim.config.SIMILARITY_AUGMENT`: a little noise, reverb, EQ,
+speed and codec). The two clips of a song are anchor and positive; every
+clip of another song in the batch is a candidate negative
+(:func:`~audiosim.triplet.mine_triplets`, semi-hard then batch-hard, cosine
+distance). A song's vector is then the normalised mean of its clip
+embeddings (:mod:`audiosim.similarity`).
+
+Data, split and schedule come from :mod:`audiosim.train`: the cached 8 kHz
+waveforms (:func:`~audiosim.train.load_audio_set`), the fingerprint model's
+track-level split (only its *training* side is used here; a further
+hash split of it selects the checkpoint, so held-out tracks stay unseen for
+the benchmark), warm-up plus cosine learning rate
+(:func:`~audiosim.train.lr_at`) and the mining schedule
+(:func:`~audiosim.train.mining_at`).
+
+Run it as ``python -m audiosim.train_similarity --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import augment, features
+from .config import (
+    SIMILARITY_AUGMENT, SIMILARITY_MODEL, SIMILARITY_TRAIN, AugmentConfig, FeatureConfig, ModelConfig,
+    SimilarityConfig, TrainConfig, similarity_features,
+)
+from .model import Encoder, file_digest, load_checkpoint, save_encoder
+from .similarity import clip_vectors, cosine_matrix, mean_vector
+from .train import AudioSet, TrackRef, load_audio_set, lr_at, mining_at, split_tracks, track_refs
+from .triplet import mine_triplets
+
+DEV_PACKAGES = (
+    "fretsonfire-songs-muldjord fretsonfire-songs-sectoid drascula-music asc-music lincity-ng-data "
+    "extremetuxracer-data xmoto-data freedroidrpg-data hedgewars-data pushover-data supertux-data "
+    "widelands-data megaglest-data warmux-data"
+).split()
+"""Debian packages the dev corpus comes from (game soundtracks)."""
+
+
+def soundtrack(path: str | Path) -> str:
+    """The soundtrack (game) a Debian-packaged track belongs to.
+
+    ``/usr/share/games/<game>/...`` and ``/usr/share/scummvm/<game>/...``
+    give ``<game>``; ``/usr/share/<package>/...`` gives ``<package>``;
+    anything else its parent folder's name.
+
+    Examples
+    --------
+    >>> soundtrack("/usr/share/games/supertux2/music/forest/x.ogg")
+    'supertux2'
+    >>> soundtrack("/usr/share/scummvm/drascula/audio/track2.ogg")
+    'drascula'
+    """
+    parts = Path(path).parts
+    if len(parts) > 4 and parts[1:3] == ("usr", "share"):
+        return parts[4] if parts[3] in ("games", "scummvm") and len(parts) > 5 else parts[3]
+    return Path(path).parent.name
+
+
+# --------------------------------------------------------------------------
+# Song-level pairs
+# --------------------------------------------------------------------------
+
+
+class SongPairs:
+    """Draws two clips of each of ``n`` distinct songs, lightly degraded.
+
+    Parameters
+    ----------
+    data : AudioSet
+        Training songs (clean waveforms, codec copies, audible blocks).
+    features_cfg : FeatureConfig
+        The similarity encoder's (its ``segment_frames`` set the clip length).
+    augment_cfg : AugmentConfig
+    """
+
+    def __init__(self, data: AudioSet, features_cfg: FeatureConfig, augment_cfg: AugmentConfig):
+        self.data, self.f, self.a = data, features_cfg, augment_cfg
+        self.degrader = augment.Degrader(augment_cfg, features_cfg.sample_rate)
+        self.songs = np.array([i for i, a in enumerate(data.audible) if len(a)], dtype=np.int64)
+        if self.songs.size < 2:
+            raise ValueError(f"need at least 2 songs with audible audio, have {self.songs.size}")
+        self.length = features_cfg.segment_samples
+        self.ctx = features_cfg.sample_rate // 4  # feeds the reverb tail
+
+    def positions(self, n: int, g: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Song index ``(n,)`` and two start samples ``(2, n)`` per song."""
+        rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,), generator=g)))
+        tr = rng.choice(self.songs, size=n, replace=n > self.songs.size)
+        before = int(self.ctx * self.a.speed[1]) + 2
+        after = int(self.length * self.a.speed[1]) + 2
+        pos = np.empty((2, n), dtype=np.int64)
+        for j, t in enumerate(tr):
+            cand = self.data.audible[t]
+            cand = cand[(cand >= before) & (cand <= self.data.lengths[t] - after)]
+            if cand.size == 0:
+                pos[:, j] = min(before, max(0, self.data.lengths[t] - after))
+                continue
+            p1 = rng.choice(cand)
+            far = cand[np.abs(cand - p1) >= self.length]
+            pos[0, j], pos[1, j] = p1, rng.choice(far if far.size else cand)
+        pos += rng.integers(0, self.data.sample_rate // 4, size=pos.shape)  # off the block grid
+        return tr, pos
+
+    def __call__(self, n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+        """Anchor and positive log-mel clips ``(n, n_mels, segment_frames)`` and song indices."""
+        tr, pos = self.positions(n, g)
+        tr2 = np.concatenate([tr, tr])
+        start = torch.from_numpy(self.data.starts[tr2] + pos.reshape(-1)).double()
+        m = 2 * n
+        rates = augment.speed_factors(m, self.a, g)
+        start = start - rates.double() * self.ctx
+        use_codec = (torch.rand(m, generator=g) < self.a.p_codec)[:, None]
+        raw = torch.where(
+            use_codec,
+            augment.gather_resampled(self.data.coded, start, rates, self.ctx + self.length),
+            augment.gather_resampled(self.data.clean, start, rates, self.ctx + self.length),
+        )
+        wav = self.degrader(raw, self.length, g)
+        lm = features.log_mel(wav, self.f)
+        return lm[:n], lm[n:], tr
+
+
+# --------------------------------------------------------------------------
+# Validation: do two halves of a song find each other?
+# --------------------------------------------------------------------------
+
+
+@torch.inference_mode()
+def song_clip_vectors(data: AudioSet, model: Encoder, cfg: SimilarityConfig = SimilarityConfig()) -> list[np.ndarray]:
+    """Clip embeddings of every song in ``data`` (as :func:`~audiosim.similarity.clip_vectors`)."""
+    out = []
+    for i in range(len(data.names)):
+        x = data.clean[data.starts[i] : data.starts[i] + data.lengths[i]]
+        out.append(clip_vectors(features.log_mel(x, model.features), model, cfg))
+    return out
+
+
+def retrieval_metrics(clips: Sequence[np.ndarray], labels: Sequence[str] | None = None, k: int = 5) -> dict[str, float]:
+    """Song-level retrieval scores from per-song clip embeddings.
+
+    ``half_top1``: each song's first-half vector finds its own second half
+    (and vice versa) as the nearest among all second halves.
+    ``clip_top1``: a single clip finds its song's other-half vector first.
+    ``soundtrack_p@k`` (with ``labels``): share of each song's ``k`` nearest
+    other songs with the same label.
+    """
+    halves = [(c[: max(1, len(c) // 2)], c[len(c) // 2 :] if len(c) > 1 else c) for c in clips]
+    a = np.stack([mean_vector(h[0]) for h in halves])
+    b = np.stack([mean_vector(h[1]) for h in halves])
+    sim = cosine_matrix(a, b)
+    n = len(clips)
+    half = (np.mean(sim.argmax(1) == np.arange(n)) + np.mean(sim.argmax(0) == np.arange(n))) / 2
+    hits, total = 0, 0
+    for i, (h1, h2) in enumerate(halves):
+        for mine, other in ((h1, b), (h2, a)):
+            best = cosine_matrix(mine, other).argmax(1)
+            hits += int((best == i).sum())
+            total += len(mine)
+    out = {"half_top1": float(half), "clip_top1": hits / max(total, 1)}
+    if labels is not None:
+        out[f"soundtrack_p@{k}"] = precision_at_k(np.stack([mean_vector(c) for c in clips]), labels, k)
+    return out
+
+
+def precision_at_k(vectors: np.ndarray, labels: Sequence[str], k: int = 5) -> float:
+    """Mean share of same-label songs among each song's ``k`` nearest others (cosine)."""
+    lab = np.asarray(labels)
+    sim = cosine_matrix(vectors)
+    np.fill_diagonal(sim, -np.inf)
+    k = min(k, len(lab) - 1)
+    if k < 1:
+        return float("nan")
+    top = np.argsort(-sim, axis=1)[:, :k]
+    return float(np.mean(lab[top] == lab[:, None]))
+
+
+# --------------------------------------------------------------------------
+# Training loop
+# --------------------------------------------------------------------------
+
+
+def _init_from(model: Encoder, path: str | Path, log: Callable[[str], None]) -> None:
+    """Copy every tensor of a checkpoint whose name and shape match (e.g. the
+    fingerprint encoder's convolution blocks)."""
+    state = load_checkpoint(path)["state_dict"]
+    own = model.state_dict()
+    take = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(take, strict=False)
+    log(f"initialised {len(take)} of {len(own)} tensors from {path}")
+
+
+def train_similarity(
+    train_data: AudioSet,
+    select_data: AudioSet,
+    out: Path,
+    features_cfg: FeatureConfig | None = None,
+    model_cfg: ModelConfig = SIMILARITY_MODEL,
+    augment_cfg: AugmentConfig = SIMILARITY_AUGMENT,
+    cfg: TrainConfig = SIMILARITY_TRAIN,
+    sim_cfg: SimilarityConfig = SimilarityConfig(),
+    card: dict | None = None,
+    select_labels: Sequence[str] | None = None,
+    init: str | Path | None = None,
+    max_minutes: float | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Train with song-level triplets; keep the best checkpoint at ``out``.
+
+    Every ``cfg.validate_every`` steps the songs of ``select_data`` (never
+    trained on) are embedded and scored with :func:`retrieval_metrics`; the
+    checkpoint with the best mean of ``half_top1`` and ``clip_top1`` is
+    saved at ``out`` with a card.
+
+    ``init`` copies matching weights from another checkpoint first (the
+    fingerprint encoder's convolutions are a good start). With
+    ``max_minutes``, the pace so far (after 20 steps, then at every
+    validation, validation time included) may cut the number of steps so
+    that training fits the budget; the learning-rate and mining schedules
+    follow the new length.
+
+    Returns
+    -------
+    dict
+        The card of the saved model.
+    """
+    f = features_cfg or similarity_features()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    g = torch.Generator().manual_seed(cfg.seed)
+    model = Encoder(model_cfg, f)
+    if init:
+        _init_from(model, init, log)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    pairs = SongPairs(train_data, f, augment_cfg)
+    base = dict(card or {})
+    base.update(
+        kind="song-similarity encoder",
+        train_config=cfg.to_dict(),
+        augment_config=augment_cfg.to_dict(),
+        similarity_config=sim_cfg.to_dict(),
+        init=dict(path=str(init), digest=file_digest(init)) if init else None,
+        train_tracks=len(train_data.names),
+        train_hours=round(train_data.hours, 2),
+        select_tracks=len(select_data.names),
+        select_hours=round(select_data.hours, 2),
+        hardware=f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"{torch.get_num_threads()} torch threads, torch {torch.__version__}",
+    )
+    history: list[dict] = []
+    best, t0 = -1.0, time.time()
+    run_loss = run_active = 0.0
+    bar = tqdm(total=cfg.steps, desc="training", unit="step", disable=not progress)
+    model.train()
+    step = 0
+    while step < cfg.steps:
+        step += 1
+        if max_minutes and (step == 21 or (step > 21 and (step - 1) % cfg.validate_every == 0)):
+            # re-plan from the pace so far (the machine may be shared): shrink, never grow
+            pace = (time.time() - t0) / (step - 1)
+            left = max_minutes * 60 - (time.time() - t0)
+            fit = step - 1 + int(left / pace)
+            if fit < cfg.steps:
+                cfg = dataclasses.replace(cfg, steps=max(fit, step))
+                base["train_config"] = cfg.to_dict()
+                bar.total = cfg.steps
+                log(f"{pace:.2f} s/step so far: training {cfg.steps} steps to fit {max_minutes:g} minutes")
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step - 1, cfg)
+        anchors, positives, tr = pairs(cfg.batch_size, g)
+        emb = model(torch.cat([anchors, positives]))
+        a, p = emb[: cfg.batch_size], emb[cfg.batch_size :]
+        mask = torch.from_numpy(tr[:, None] != tr[None, :])
+        mined = mine_triplets(a, p, cfg.margin, mining_at(step - 1, cfg), cfg.distance, mask)
+        opt.zero_grad(set_to_none=True)
+        mined.loss.backward()
+        opt.step()
+        run_loss = float(mined.loss) if step == 1 else 0.98 * run_loss + 0.02 * float(mined.loss)
+        run_active = mined.active if step == 1 else 0.98 * run_active + 0.02 * mined.active
+        bar.update(1)
+        bar.set_postfix(loss=f"{run_loss:.3f}", active=f"{run_active:.2f}")
+        if step % cfg.validate_every == 0 or step == cfg.steps:
+            model.eval()
+            metrics = retrieval_metrics(song_clip_vectors(select_data, model, sim_cfg), select_labels)
+            model.train()
+            score = (metrics["half_top1"] + metrics["clip_top1"]) / 2
+            entry = dict(step=step, minutes=round((time.time() - t0) / 60, 2), loss=round(run_loss, 4),
+                         active=round(run_active, 3), **{k: round(v, 4) for k, v in metrics.items()})
+            history.append(entry)
+            log(json.dumps(entry))
+            if score > best:
+                best = score
+                save_encoder(model, out, dict(base, step=step, selection=entry, history=history,
+                                              training_minutes=entry["minutes"]))
+    bar.close()
+    final = load_checkpoint(out)
+    final_card = dict(final["card"], history=history, total_training_minutes=round((time.time() - t0) / 60, 2))
+    model.load_state_dict(final["state_dict"])
+    save_encoder(model, out, final_card)
+    return final_card
+
+
+# --------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------
+
+
+def read_split(path: str | Path) -> tuple[set[str], set[str]]:
+    """Content hashes of the ``train`` and ``validation`` sides of a split file
+    written by :func:`audiosim.train.write_split`."""
+    doc = json.loads(Path(path).read_text())
+    return {t["content_hash"] for t in doc["train"]}, {t["content_hash"] for t in doc["validation"]}
+
+
+def split_by_file(refs: Sequence[TrackRef], split_path: str | Path) -> tuple[list[TrackRef], list[TrackRef], list[TrackRef]]:
+    """(training, held-out, unknown) tracks according to a split file."""
+    train, held = read_split(split_path)
+    return ([r for r in refs if r.content_hash in train], [r for r in refs if r.content_hash in held],
+            [r for r in refs if r.content_hash not in train | held])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m audiosim.train_similarity", description=__doc__.split("\n")[0])
+    p.add_argument("--corpus", type=Path, required=True, help="text file, one audio path per line")
+    p.add_argument("--split", type=Path, required=True, help="the fingerprint model's split.json (held-out side is never used)")
+    p.add_argument("--cache", type=Path, required=True, help="folder of cached 8 kHz waveforms (by content hash)")
+    p.add_argument("--out", type=Path, default=Path("models/similarity.pt"))
+    p.add_argument("--steps", type=int, default=SIMILARITY_TRAIN.steps)
+    p.add_argument("--batch-size", type=int, default=SIMILARITY_TRAIN.batch_size)
+    p.add_argument("--validate-every", type=int, default=SIMILARITY_TRAIN.validate_every)
+    p.add_argument("--mining", default=SIMILARITY_TRAIN.mining,
+                   choices=("semi_hard_then_hard", "semi_hard", "batch_hard", "batch_all"))
+    p.add_argument("--margin", type=float, default=SIMILARITY_TRAIN.margin)
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--limit", type=int, default=0, help="use only the first N training tracks (smoke tests)")
+    p.add_argument("--init", type=Path, default=None, help="copy matching weights from this checkpoint first")
+    p.add_argument("--max-minutes", type=float, default=None, help="fit the training into this many minutes")
+    args = p.parse_args(argv)
+
+    paths = [line.strip() for line in args.corpus.read_text().splitlines() if line.strip()]
+    refs = track_refs(paths)
+    train_refs, held, unknown = split_by_file(refs, args.split)
+    if unknown:
+        print(f"{len(unknown)} corpus tracks are in neither side of {args.split}: not used")
+    cfg = TrainConfig.from_dict({**SIMILARITY_TRAIN.to_dict(), "steps": args.steps, "batch_size": args.batch_size,
+                                 "validate_every": args.validate_every, "threads": args.threads,
+                                 "mining": args.mining, "margin": args.margin})
+    fit, select = split_tracks(train_refs, cfg.val_fraction, seed=cfg.seed + 1)
+    if args.limit:
+        fit, select = fit[: args.limit], select[: max(4, args.limit // 4)]
+    print(f"{len(fit)} training songs, {len(select)} selection songs (from the training split); "
+          f"{len(held)} held-out songs left untouched")
+    f = similarity_features()
+    fit_data = load_audio_set(fit, f, args.cache)
+    select_data = load_audio_set(select, f, args.cache)
+    card = dict(
+        data=dict(
+            source="Debian game-soundtrack packages (dev corpus)",
+            packages=DEV_PACKAGES,
+            split=f"training side of {args.split.name} (track-level by content hash); "
+            f"selection = hash split of it with seed {cfg.seed + 1}",
+            train_tracks=len(fit), select_tracks=len(select), held_out_tracks_unused=len(held),
+            train_soundtracks=sorted({soundtrack(r.path) for r in fit}),
+        ),
+        trained_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
+    labels = [soundtrack(r.path) for r in select if r.name in set(select_data.names)]
+    train_similarity(fit_data, select_data, args.out, f, cfg=cfg, card=card,
+                     select_labels=labels if len(labels) == len(select_data.names) else None, init=args.init,
+                     max_minutes=args.max_minutes)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

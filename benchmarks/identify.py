@@ -1,0 +1,540 @@
+"""Benchmark clip identification on the dev corpus (prints tables; never run by tests).
+
+Catalogue: the tracks the model was trained on plus 2/3 of the held-out
+tracks (from the model's ``.split.json``). Queries: clips cut from those
+held-out catalogue tracks (music the model never saw) under many
+conditions. Absent music: the other 1/3 of the held-out tracks.
+
+See ``benchmarks/README.md`` for the steps and options. Example::
+
+    python benchmarks/identify.py --model /work/scratch/run1/fingerprint.pt --queries 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from audiosim import audio, augment  # noqa: E402
+from audiosim import features as F  # noqa: E402
+from audiosim import index as I  # noqa: E402
+from audiosim.config import FeatureConfig  # noqa: E402
+from audiosim.match import Matcher  # noqa: E402
+from audiosim.model import load_encoder  # noqa: E402
+from audiosim.store import DataHome, FeatureStore  # noqa: E402
+
+SR = 8000
+LENGTHS = (1.0, 2.0, 3.0, 5.0, 10.0)
+NOISE_GLOBS = (  # recorded noise NOT used in training (training used megaglest tilesets)
+    "/usr/share/games/lincity-ng/sounds/*",
+    "/usr/share/games/widelands/data/sound/*/*.ogg",
+)
+CONDITIONS = (
+    "clean",
+    "noise-0dB", "noise-5dB", "noise-10dB", "noise-20dB",
+    "rec-0dB", "rec-5dB", "rec-10dB", "rec-20dB",
+    "reverb", "phone", "mp3", "opus", "speed-2%",
+    "5dB+reverb", "10dB+reverb+phone", "mp3+10dB", "speed+10dB",
+)
+
+
+def log(*a: object) -> None:
+    print(*a, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------
+# Corpus and catalogue
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class Track:
+    path: str
+    content_hash: str
+    role: str  # train | held (catalogue, query source) | absent
+
+
+def hash_paths(paths: list[str], cache_file: Path) -> dict[str, str]:
+    cache = json.loads(cache_file.read_text()) if cache_file.exists() else {}
+    out = {}
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        key = f"{p}|{st.st_size}|{st.st_mtime_ns}"
+        if key not in cache:
+            try:
+                cache[key] = audio.content_hash(p)
+            except audio.AudioError:
+                continue
+        out[p] = cache[key]
+    cache_file.write_text(json.dumps(cache))
+    return out
+
+
+def choose_tracks(corpus: Path, split: Path, work: Path, n_tracks: int, seed: int) -> list[Track]:
+    paths = [l.strip() for l in corpus.read_text().splitlines() if l.strip() and not l.startswith("#")]
+    hashes = hash_paths(paths, work / "hashes.json")
+    sp = json.loads(split.read_text())
+    train = {d["content_hash"] for d in sp["train"]}
+    held = sorted({d["content_hash"] for d in sp["validation"]})
+    rng = np.random.default_rng(seed)
+    held = list(rng.permutation(held))
+    n_abs = len(held) // 3
+    absent, held_cat = set(held[:n_abs]), set(held[n_abs:])
+    seen: set[str] = set()
+    tracks = []
+    for p, h in sorted(hashes.items()):
+        if h in seen:
+            continue
+        seen.add(h)
+        role = "train" if h in train else "held" if h in held_cat else "absent" if h in absent else None
+        if role:
+            tracks.append(Track(p, h, role))
+    if n_tracks:
+        cat = [t for t in tracks if t.role != "absent"]
+        keep_held = [t for t in cat if t.role == "held"]
+        tr = [t for t in cat if t.role == "train"]
+        n_held = min(len(keep_held), max(1, round(n_tracks * len(keep_held) / len(cat))))
+        keep = list(rng.choice(len(keep_held), n_held, replace=False))
+        keep_tr = list(rng.choice(len(tr), max(0, n_tracks - n_held), replace=False))
+        ab = [t for t in tracks if t.role == "absent"]
+        n_ab = min(len(ab), max(1, round(n_held / 2)))
+        tracks = [keep_held[i] for i in keep] + [tr[i] for i in keep_tr] + [ab[i] for i in rng.choice(len(ab), n_ab, replace=False)]
+    return tracks
+
+
+def wave(track: Track, wave_cache: Path | None) -> np.ndarray:
+    if wave_cache is not None:
+        f = wave_cache / f"{track.content_hash}.npy"
+        if f.is_file():
+            return np.load(f).astype(np.float32)
+    return audio.load(track.path, SR)
+
+
+def make_home(tracks: list[Track], work: Path, wave_cache: Path | None, fc: FeatureConfig) -> DataHome:
+    """A data home whose catalogue holds the catalogue tracks (features from the wave cache when possible)."""
+    from audiosim.ingest import ingest_many
+
+    cat = sorted(t.content_hash for t in tracks if t.role != "absent")
+    home = DataHome(work / f"home-{hashlib.sha256(''.join(cat).encode()).hexdigest()[:10]}").create()
+    store = FeatureStore(home.features_dir, fc)
+    todo = [t for t in tracks if t.role != "absent"]
+    for t in todo:
+        if not store.has(t.content_hash) and wave_cache is not None and (wave_cache / f"{t.content_hash}.npy").is_file():
+            with torch.inference_mode():
+                store.put(t.content_hash, F.log_mel(torch.from_numpy(wave(t, wave_cache)), fc).numpy())
+    t0 = time.perf_counter()
+    res = ingest_many([t.path for t in todo], home)
+    bad = [r for r in res if r.status == "failed"]
+    log(f"catalogue: {len(res) - len(bad)} tracks in {home.root} ({time.perf_counter() - t0:.0f} s); failed {len(bad)}")
+    return home
+
+
+# --------------------------------------------------------------------------
+# Query clips
+# --------------------------------------------------------------------------
+
+
+def noise_bank() -> torch.Tensor:
+    files = sorted(f for g in NOISE_GLOBS for f in glob.glob(g))
+    parts = []
+    for f in files:
+        try:
+            x = audio.load(f, SR, audio.DecodeConfig(min_seconds=0.2))
+        except audio.AudioError:
+            continue
+        rms = float(np.sqrt(np.mean(x**2)))
+        if rms > 1e-4:
+            parts.append(x / rms)
+    return torch.from_numpy(np.concatenate(parts)) if parts else torch.zeros(0)
+
+
+def _noise(kind: str, n: int, bank: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    if kind == "rec" and bank.numel() > n:
+        s = int(torch.randint(0, bank.numel() - n, (1,), generator=g))
+        x = bank[s : s + n]
+        return x / x.pow(2).mean().sqrt().clamp_min(1e-6)
+    return augment.coloured_noise(1, n, torch.rand(1, generator=g) * 2, g)[0]
+
+
+def degrade(cond: str, src: np.ndarray, t0: float, length: float, bank: torch.Tensor, g: torch.Generator) -> np.ndarray:
+    """The clip of ``length`` s starting at ``t0`` s of ``src`` under condition ``cond``."""
+    ctx = SR // 2
+    n = int(round(length * SR))
+    s0 = int(round(t0 * SR))
+    parts = cond.split("+")
+    rate = 1.0
+    if any(p.startswith("speed") for p in parts):
+        rate = 1.02 if torch.rand(1, generator=g) < 0.5 else 0.98
+    start = torch.tensor([float(s0 - ctx * rate)], dtype=torch.float64)
+    x = augment.gather_resampled(torch.from_numpy(src), start, torch.tensor([rate]), ctx + n)  # (1, ctx+n)
+    if "reverb" in parts:
+        rir = augment.synthetic_rir(1, SR // 2, SR, 0.3 + 0.7 * torch.rand(1, generator=g), g)
+        x = augment.reverberate(x, rir)
+    x = x[:, ctx:]
+    if "mp3" in parts or "opus" in parts:
+        x = torch.from_numpy(augment.lossy_copy(x[0].numpy(), SR, "mp3" if "mp3" in parts else "opus"))[None]
+    if "phone" in parts:
+        freqs = torch.linspace(0, SR / 2, augment.eq_bins(n))
+        band = torch.sigmoid((freqs - 300.0) / 40.0) * torch.sigmoid((3400.0 - freqs) / 60.0)  # telephone band
+        x = augment.equalise(x, band[None])
+    for p in parts:
+        if p.endswith("dB"):
+            snr = float(p.split("-")[-1][:-2]) if "-" in p else float(p[:-2])
+            kind = "rec" if p.startswith("rec") else "coloured"
+            x = augment.mix_at_snr(x, _noise(kind, n, bank, g)[None], torch.tensor([snr]))
+    gain = 10 ** ((torch.rand(1, generator=g) * 18 - 12) / 20)
+    return (x[0] * gain).numpy().astype(np.float32)
+
+
+def pick_start(src: np.ndarray, length: float, rng: np.random.Generator, fc: FeatureConfig) -> float | None:
+    dur = len(src) / SR
+    if dur < length + 1.0:
+        return None
+    for _ in range(20):
+        t0 = float(rng.uniform(0.25, dur - length - 0.25))
+        seg = src[int(t0 * SR) : int((t0 + length) * SR)]
+        if 10 * np.log10(float(np.mean(seg.astype(np.float64) ** 2)) + 1e-12) > fc.silence_db + 10:
+            return t0
+    return None
+
+
+@dataclass
+class Query:
+    cond: str
+    length: float
+    track_hash: str
+    t0: float
+    clip: np.ndarray
+    absent: bool
+
+
+def make_queries(tracks: list[Track], conds: list[str], lengths: list[float], n: int, n_absent: int,
+                 wave_cache: Path | None, seed: int, fc: FeatureConfig) -> list[Query]:
+    rng = np.random.default_rng(seed)
+    g = torch.Generator().manual_seed(seed)
+    bank = noise_bank()
+    log(f"recorded-noise bank: {bank.numel() / SR:.0f} s")
+    held = [t for t in tracks if t.role == "held"]
+    absent = [t for t in tracks if t.role == "absent"]
+    waves = {t.content_hash: wave(t, wave_cache) for t in held + absent}
+    out = []
+    for length in lengths:
+        for cond in conds:
+            made = 0
+            while made < n:
+                t = held[int(rng.integers(len(held)))]
+                t0 = pick_start(waves[t.content_hash], length, rng, fc)
+                if t0 is None:
+                    continue
+                out.append(Query(cond, length, t.content_hash, t0, degrade(cond, waves[t.content_hash], t0, length, bank, g), False))
+                made += 1
+        made = 0
+        while made < n_absent:  # absent clips cycle through the conditions
+            t = absent[int(rng.integers(len(absent)))]
+            t0 = pick_start(waves[t.content_hash], length, rng, fc)
+            if t0 is None:
+                continue
+            cond = conds[made % len(conds)]
+            out.append(Query(cond, length, t.content_hash, t0, degrade(cond, waves[t.content_hash], t0, length, bank, g), True))
+            made += 1
+    return out
+
+
+# --------------------------------------------------------------------------
+# Running and reporting
+# --------------------------------------------------------------------------
+
+
+def run_ours(matcher: Matcher, queries: list[Query], hash_of: dict[int, str]) -> pd.DataFrame:
+    rows = []
+    for i, q in enumerate(queries):
+        c0 = time.process_time()
+        m = matcher.match(q.clip, SR)
+        cpu = time.process_time() - c0
+        rows.append(dict(
+            cond=q.cond, length=q.length, absent=q.absent, truth=q.track_hash, t0=q.t0,
+            found=hash_of.get(m.track_id) if m.track_id is not None else None, offset=m.offset, score=m.score,
+            matched=m.matched, seconds=m.seconds, cpu_seconds=cpu, n_segments=m.n_segments,
+        ))
+        if (i + 1) % 500 == 0:
+            log(f"  {i + 1}/{len(queries)} clips")
+    return pd.DataFrame(rows)
+
+
+def summarise(df: pd.DataFrame, name: str) -> dict[str, pd.DataFrame]:
+    pres = df[~df.absent].copy()
+    pres["right"] = (pres.found == pres.truth) & ((pres.offset - pres.t0).abs() <= 0.5)
+    pres["hit"] = pres.right & pres.matched
+    pres["track_hit"] = (pres.found == pres.truth) & pres.matched
+    track = pres.pivot_table(index="cond", columns="length", values="track_hit", aggfunc="mean", sort=False)
+    track.loc["ALL"] = pres.groupby("length").track_hit.mean()
+    hit = pres.pivot_table(index="cond", columns="length", values="hit", aggfunc="mean", sort=False)
+    top1 = pres.pivot_table(index="cond", columns="length", values="right", aggfunc="mean", sort=False)
+    hit.loc["ALL"] = pres.groupby("length").hit.mean()
+    top1.loc["ALL"] = pres.groupby("length").right.mean()
+    same = pres[pres.found == pres.truth]
+    err = (same.offset - same.t0).abs()
+    off = pd.DataFrame({
+        "median |err| s": err.groupby(same.length).median(),
+        "p95 |err| s": err.groupby(same.length).quantile(0.95),
+        "within 0.1 s": (err <= 0.1).groupby(same.length).mean(),
+        "within 0.5 s": (err <= 0.5).groupby(same.length).mean(),
+    })
+    ab = df[df.absent]
+    fm = pd.DataFrame({
+        "absent clips": ab.groupby("length").size(),
+        "false-match rate": ab.groupby("length").matched.mean(),
+        "wrong-track matches (present clips)": pres[pres.matched & (pres.found != pres.truth)].groupby("length").size()
+        .reindex(ab.groupby("length").size().index, fill_value=0),
+    })
+    lat = pd.DataFrame({
+        "median ms (wall)": df.groupby("length").seconds.median() * 1000,
+        "p95 ms (wall)": df.groupby("length").seconds.quantile(0.95) * 1000,
+    })
+    if "cpu_seconds" in df:
+        lat["median ms (CPU)"] = df.groupby("length").cpu_seconds.median() * 1000
+        lat["p95 ms (CPU)"] = df.groupby("length").cpu_seconds.quantile(0.95) * 1000
+    return {f"{name}: hit rate (right track, |offset err| <= 0.5 s, matched)": hit,
+            f"{name}: top-1 before the threshold": top1,
+            f"{name}: right track, any offset (matched) - repeated sections make offsets ambiguous": track,
+            f"{name}: offset error (right track)": off,
+            f"{name}: false matches": fm,
+            f"{name}: latency per clip (index and model loaded)": lat}
+
+
+def print_tables(tables: dict[str, pd.DataFrame]) -> None:
+    for title, t in tables.items():
+        print(f"\n### {title}\n")
+        print(t.to_markdown(floatfmt=".3f") if hasattr(t, "to_markdown") and _has_tabulate() else t.round(3).to_string())
+
+
+def _has_tabulate() -> bool:
+    try:
+        import tabulate  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def sweep_search_k(index: I.Index, model, queries: list[Query], values: list[int], k: int) -> pd.DataFrame:
+    """Recall of Annoy against exact search, and time, for several search_k."""
+    vecs = []
+    hop = F.seconds_to_frames(index.config.query_hop_seconds, model.features)
+    for q in queries:
+        with torch.inference_mode():
+            lm = F.log_mel(torch.from_numpy(q.clip), model.features)
+        v, _ = I.embed_logmel(model, lm, hop)
+        vecs.append(v)
+    v = np.concatenate(vecs)[:3000]
+    allv = np.concatenate([np.stack([s.vector(i) for i in range(s.info.items)]) for s in index.shards])
+    usable = np.concatenate([s.usable for s in index.shards])
+    sims = v @ allv.T
+    sims[:, ~usable] = -np.inf
+    exact = np.argsort(-sims, axis=1)[:, :k]
+    rows = []
+    for sk in values:
+        t0 = time.perf_counter()
+        nn = index.search(v, k, search_k=sk)
+        dt = (time.perf_counter() - t0) / len(v)
+        rec = np.mean([len(set(a) & set(b)) / k for a, b in zip(nn.item, exact)])
+        rows.append({"search_k": sk, "recall@k": rec, "ms per segment": dt * 1000})
+    return pd.DataFrame(rows).set_index("search_k")
+
+
+# --------------------------------------------------------------------------
+# Peer: audfprint
+# --------------------------------------------------------------------------
+
+
+AUDFPRINT_SHIM = """# Runs audfprint from {peer} on WAV files without ffmpeg, under numpy 2.
+import sys
+import numpy as np
+np.asfarray = lambda a, dtype=float: np.asarray(a, dtype=dtype)
+sys.path.insert(0, {peer!r})
+import audio_read
+audio_read.HAVE_FFMPEG = False
+import audfprint
+audfprint.main(sys.argv)
+"""
+
+
+def run_audfprint(peer_dir: Path, work: Path, tracks: list[Track], queries: list[Query], wave_cache: Path | None) -> pd.DataFrame:
+    """Index the catalogue with audfprint and match the same clips (WAV files)."""
+    import soundfile as sf
+
+    wdir = work / "audfprint"
+    wdir.mkdir(parents=True, exist_ok=True)
+    shim = wdir / "run_audfprint.py"
+    shim.write_text(AUDFPRINT_SHIM.format(peer=str(peer_dir)))
+    exe = [sys.executable, str(shim)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(peer_dir.parent / "pylib"), str(peer_dir)])}
+    cat_list = wdir / "catalogue.txt"
+    cat = [t for t in tracks if t.role != "absent"]
+    wav_dir = wdir / "catalogue-wav"
+    wav_dir.mkdir(exist_ok=True)
+    lines = []
+    for t in cat:  # same audio as ours: the 8 kHz decode, as WAV
+        p = wav_dir / f"{t.content_hash}.wav"
+        if not p.exists():
+            sf.write(p, wave(t, wave_cache), SR, subtype="PCM_16")
+        lines.append(str(p))
+    cat_list.write_text("\n".join(lines) + "\n")
+    db = wdir / "fpdb.pklz"
+    if not db.exists():
+        t0 = time.perf_counter()
+        subprocess.run(exe + ["new", "--dbase", str(db), "--samplerate", str(SR), "--list", str(cat_list)], check=True,
+                       stdout=subprocess.DEVNULL, env=env)
+        log(f"audfprint: indexed {len(cat)} tracks in {time.perf_counter() - t0:.0f} s")
+    qdir = wdir / "queries"
+    if qdir.exists():
+        shutil.rmtree(qdir)
+    qdir.mkdir()
+    qpaths = []
+    for i, q in enumerate(queries):
+        p = qdir / f"q{i:06d}.wav"
+        sf.write(p, np.clip(q.clip, -1, 1), SR, subtype="PCM_16")
+        qpaths.append(p)
+    qlist = wdir / "queries.txt"
+    qlist.write_text("\n".join(map(str, qpaths)) + "\n")
+    t0 = time.perf_counter()
+    out = subprocess.run(
+        exe + ["match", "--dbase", str(db), "--samplerate", str(SR), "--list", str(qlist)],
+        check=True, capture_output=True, text=True, env=env,
+    ).stdout
+    wall = time.perf_counter() - t0
+    found: dict[str, tuple[str, float]] = {}
+    for line in out.splitlines():
+        # "Matched <query> <dur> sec <n> raw hashes as <ref> at <t> s with <c> of <d> common hashes ..."
+        # where <t> is the reference time at the query's start.
+        if line.startswith("Matched"):
+            w = line.split()
+            qn = Path(w[1]).stem
+            ref = Path(w[w.index("as") + 1]).stem
+            at = float(w[w.index("at") + 1])
+            found[qn] = (ref, at)
+    rows = []
+    per_clip = wall / max(len(queries), 1)
+    for i, q in enumerate(queries):
+        ref, at = found.get(f"q{i:06d}", (None, 0.0))
+        rows.append(dict(cond=q.cond, length=q.length, absent=q.absent, truth=q.track_hash, t0=q.t0, found=ref,
+                         offset=at, score=0.0, matched=ref is not None, seconds=per_clip, n_segments=0))
+    return pd.DataFrame(rows)
+
+
+def ensure_audfprint(peers: Path) -> Path:
+    target = peers / "audfprint"
+    if (target / "audfprint.py").exists():
+        return target
+    raise SystemExit(
+        f"audfprint is not at {target}: fetch github:dpwe/audfprint with the search tool's fetch verb, then\n"
+        f"  git clone <returned mirror path> {target}\n(see benchmarks/README.md)"
+    )
+
+
+# --------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=str(ROOT / "models" / "fingerprint.pt"))
+    ap.add_argument("--split", help="the model's split.json (default: beside the model)")
+    ap.add_argument("--corpus", default="/work/scratch/dev-corpus.txt", help="list of corpus audio files")
+    ap.add_argument("--work", default="/work/scratch/bench-identify", help="scratch folder (data homes, clips)")
+    ap.add_argument("--wave-cache", default="/work/scratch/cache/wave-8000", help="decoded 8 kHz .npy by content hash")
+    ap.add_argument("--tracks", type=int, default=0, help="subsample the catalogue to N tracks (0: all)")
+    ap.add_argument("--queries", type=int, default=50, help="clips per condition and length")
+    ap.add_argument("--absent-queries", type=int, default=300, help="absent-music clips per length")
+    ap.add_argument("--lengths", default=",".join(f"{x:g}" for x in LENGTHS))
+    ap.add_argument("--conditions", default=",".join(CONDITIONS))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads")
+    ap.add_argument("--search-k", default="", help="comma list: sweep search_k (recall vs exact, time)")
+    ap.add_argument("--peer", choices=["audfprint"], help="also run a peer system on the same clips")
+    ap.add_argument("--peers-dir", default="/work/scratch/peers")
+    ap.add_argument("--save", help="write per-clip results (CSV) here")
+    ap.add_argument("--tables-from", metavar="CSV", help="only print the tables of a CSV written by --save")
+    args = ap.parse_args(argv)
+    if args.tables_from:
+        print_tables(summarise(pd.read_csv(args.tables_from), "audiosim"))
+        return 0
+    torch.set_num_threads(args.threads)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    model_path = Path(args.model)
+    split = Path(args.split) if args.split else model_path.with_name(model_path.stem + ".split.json")
+    wave_cache = Path(args.wave_cache) if args.wave_cache and Path(args.wave_cache).is_dir() else None
+    model = load_encoder(model_path)
+    card = getattr(model, "card", {})
+    print(f"# identify benchmark\n\nmodel {model_path} digest {model.digest} step {card.get('step')}; "
+          f"torch threads {args.threads}; seed {args.seed}")
+
+    tracks = choose_tracks(Path(args.corpus), split, work, args.tracks, args.seed)
+    roles = pd.Series([t.role for t in tracks]).value_counts().to_dict()
+    print(f"tracks: {roles} (catalogue = train + held; queries from held; absent music from absent)")
+    home = make_home(tracks, work, wave_cache, model.features)
+
+    t0 = time.perf_counter()
+    res = I.update(home, model_path, progress=lambda s, i: log(f"  index: {s} {i}") if s not in ("embed",) else None)
+    log(f"index: {res.action} in {time.perf_counter() - t0:.0f} s")
+    matcher = Matcher(home, model)
+    idx = matcher.index
+    size = idx.disk_bytes()
+    cal = matcher.calibration
+    print(f"\nindex: {idx.n_items} items, {len(idx.shards)} shard(s), {idx.audio_seconds / 3600:.2f} h of audio, "
+          f"{size / 1e6:.1f} MB = {size / idx.audio_seconds:.0f} bytes per second of audio "
+          f"(Annoy {idx.config.n_trees} trees, dim {idx.dim}, hop {idx.config.index_hop_seconds} s)")
+    if res.segments_per_second:
+        print(f"embedding throughput at build: {res.segments_per_second:.0f} segments/s "
+              f"({res.segments_per_second * idx.config.index_hop_seconds:.0f} s of audio per s)")
+    if cal is not None:
+        print("\ncalibration (" + cal.method + f", {cal.tracks} tracks):\n")
+        print(pd.DataFrame(cal.table()).to_string(index=False))
+
+    lengths = [float(x) for x in args.lengths.split(",")]
+    conds = [c for c in args.conditions.split(",") if c]
+    t0 = time.perf_counter()
+    queries = make_queries(tracks, conds, lengths, args.queries, args.absent_queries, wave_cache, args.seed, model.features)
+    log(f"{len(queries)} clips made in {time.perf_counter() - t0:.0f} s")
+
+    if args.search_k:
+        sub = [q for q in queries if not q.absent and q.length == 5.0 and q.cond == "5dB+reverb"][:60]
+        print("\n### search_k sweep (5 s clips at 5 dB + reverb; recall of the k=10 nearest vs exact search)\n")
+        print(sweep_search_k(idx, model, sub, [int(x) for x in args.search_k.split(",")], idx.config.neighbours).round(4).to_string())
+
+    hash_of = {tid: h for tid, h in idx.live_tracks().items()}
+    t0 = time.perf_counter()
+    df = run_ours(matcher, queries, hash_of)
+    log(f"ours: {len(df)} clips in {time.perf_counter() - t0:.0f} s")
+    if args.save:
+        df.drop(columns=[]).to_csv(args.save, index=False)
+    tables = summarise(df, "audiosim")
+    print_tables(tables)
+    if args.peer == "audfprint":
+        peer = ensure_audfprint(Path(args.peers_dir))
+        pdf = run_audfprint(peer, work, tracks, queries, wave_cache)
+        print_tables({k: v for k, v in summarise(pdf, "audfprint").items() if "latency" not in k})
+        print(f"\naudfprint: {pdf.seconds.iloc[0] * 1000:.0f} ms per clip on average (one batch process, incl. start-up)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

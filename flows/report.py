@@ -1,0 +1,108 @@
+"""Prefect flow that writes a playlist report.
+
+All the work is :mod:`audiosim.report`; this flow ingests the playlist's
+files that are not catalogued yet (as the ``ingest`` sub-flow, with its own
+artifacts), builds and writes the report, and publishes its summary as
+artifacts: ``playlist-report-summary`` (Markdown, the same summary as
+``summary.md`` beside the HTML) and the tables ``playlist-report-tracks``,
+``playlist-report-order``, ``playlist-report-additions`` and, when some
+entries could not be analysed, ``playlist-report-missing``.
+
+Example
+-------
+>>> from flows.report import report_flow
+>>> html = report_flow("road-trip.m3u", home="data")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from audiosim import report as lib
+from audiosim.store import DataHome
+
+from .ingest import ingest_flow
+
+TRACK_COLUMNS = ["position", "id", "title", "tempo_bpm", "key", "mode", "loudness_db", "mood", "valence", "arousal",
+                 "mean_similarity", "closest", "outlier", "outlier_why"]
+
+
+@task(name="build-report", cache_policy=NO_CACHE, persist_result=False)
+def build_report_task(playlist: str, home: str, n_additions: int, model: str | None) -> lib.PlaylistReport:
+    """Analyse the playlist (see :func:`audiosim.report.build_report`); files are ingested already."""
+    from audiosim.similarity import load_similarity_model
+
+    return lib.build_report(playlist, home, model=load_similarity_model(model), ingest=False, n_additions=n_additions)
+
+
+@task(name="write-report", cache_policy=NO_CACHE, persist_result=False)
+def write_report_task(report: lib.PlaylistReport, out: str | None) -> str:
+    """Write the HTML and CSV files (see :func:`audiosim.report.write_report`)."""
+    return str(lib.write_report(report, out))
+
+
+def _records(df: pd.DataFrame) -> list[dict]:
+    return json.loads(df.to_json(orient="records"))  # NaN -> null
+
+
+def publish_artifacts(report: lib.PlaylistReport, html: str) -> None:
+    """Create the summary Markdown artifact and the table artifacts."""
+    md = lib.summary_markdown(report) + f"\nFull report: `{html}`\n"
+    create_markdown_artifact(key="playlist-report-summary", markdown=md, description=f"Playlist report {report.name}")
+    t = report.tracks
+    create_table_artifact(key="playlist-report-tracks", table=_records(t[[c for c in TRACK_COLUMNS if c in t]]),
+                          description="Playlist songs with descriptors, mood, similarity and outlier flags")
+    create_table_artifact(key="playlist-report-order", table=_records(report.order),
+                          description="Suggested order (smoother transitions)")
+    create_table_artifact(key="playlist-report-additions", table=_records(report.additions),
+                          description="Catalogue songs suggested as additions")
+    if len(report.missing):
+        create_table_artifact(key="playlist-report-missing", table=_records(report.missing),
+                              description="Playlist entries that could not be analysed")
+
+
+@flow(name="playlist-report", log_prints=False, persist_result=False)
+def report_flow(
+    playlist: str,
+    home: str | None = None,
+    out: str | None = None,
+    ingest: bool = True,
+    n_additions: int = 10,
+    model: str | None = None,
+) -> str:
+    """Write a playlist report and publish its summary as artifacts.
+
+    Parameters
+    ----------
+    playlist : str
+        M3U, text or CSV list of paths or catalogue ids, or a folder.
+    home : str, optional
+        Data home (default ``$AUDIOSIM_HOME`` or ``./data``).
+    out : str, optional
+        Output folder (default ``<home>/reports/<playlist name>/``).
+    ingest : bool
+        Ingest playlist files that are not catalogued yet (else report them as missing).
+    n_additions : int
+        Number of suggested additions.
+    model : str, optional
+        Song-similarity model (default ``models/similarity.pt``).
+
+    Returns
+    -------
+    str
+        Path of ``report.html``.
+    """
+    root = str(DataHome.resolve(home).root)
+    if ingest:
+        pending = lib.uncatalogued(lib.read_playlist(playlist), root)
+        if pending:
+            ingest_flow(pending, home=root)
+    report = build_report_task(playlist, root, n_additions, model)
+    html = write_report_task(report, out)
+    publish_artifacts(report, html)
+    return html
