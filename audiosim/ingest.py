@@ -374,15 +374,20 @@ def _ingest(path: str, cat: Catalog, store: FeatureStore, fc: FeatureConfig, dc:
         sample_rate=info.sample_rate, channels=info.channels, **tags,
     )
     with cat.transaction():
+        # Re-read inside the transaction: another process may have catalogued
+        # this path since the first look.
+        seen, row = row, cat.get_by_path(path)
+        if seen is None and row is not None and row.ok and row.content_hash == digest:
+            return IngestResult(path, "skipped", row.id, duration=row.duration)
         if row is None:
             moved = _moved_from(cat, digest)
             if moved is not None:
                 cat.move(moved.id, path, size=size, mtime_ns=mtime_ns)
                 return IngestResult(path, "updated", moved.id, "moved", f"moved from {moved.path}", duration)
         track_id, inserted = cat.upsert_ok(path, **fields)
-    if inserted or not row.ok:  # type: ignore[union-attr]
+    if inserted or row is None or not row.ok:
         return IngestResult(path, "added", track_id, duration=duration)
-    if row.content_hash == digest:  # type: ignore[union-attr]
+    if row.content_hash == digest:
         return IngestResult(path, "updated", track_id, "features-missing", "features recomputed", duration)
     return IngestResult(path, "updated", track_id, "changed", "file content changed", duration)
 
