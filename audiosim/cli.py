@@ -104,7 +104,7 @@ def _add_ingest(sub: argparse._SubParsersAction) -> None:
         help="audio file, folder (searched recursively), or list of paths "
         "(.txt/.lst/.m3u: one per line, '#' comments)",
     )
-    p.add_argument("--workers", type=int, default=1, metavar="N", help="files processed at once (default: 1)")
+    _runner_options(p, "files processed")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no list of failures")
     p.set_defaults(func=_cmd_ingest)
 
@@ -114,6 +114,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1, not {args.workers}")
+    spec = _runner_spec(args)
     home = DataHome.resolve(args.home)
     feature_config = FeatureConfig()
     paths: list[Path] = list(args.paths)
@@ -135,6 +136,10 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         print("0 added, 0 updated, 0 skipped, 0 failed")
         return EXIT_OK
 
+    try:
+        in_flight = spec.in_flight()
+    except OSError as e:  # the Dask scheduler cannot be reached
+        raise UsageError(str(e)) from None
     flows_ingest = _import_flows_ingest()
     from tqdm import tqdm
 
@@ -147,9 +152,13 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
             bar.set_postfix(failed=failed_so_far, refresh=False)
             bar.update(1)
 
-        results = flows_ingest.run_ingest(
-            paths, home=home.root, workers=args.workers, feature_config=feature_config, progress=progress
-        )
+        from .runners import prefect_api_for_workers
+
+        with prefect_api_for_workers(spec):
+            results = flows_ingest.run_ingest(
+                paths, home=home.root, workers=in_flight, task_runner=spec.task_runner(),
+                feature_config=feature_config, progress=progress,
+            )
     counts = count_statuses(results)
     failed = sorted((r for r in results if r.status == "failed"), key=lambda r: r.path)
     if failed and not args.quiet:
@@ -560,11 +569,90 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------
+# serve (and the --workers / --dask options)
+# --------------------------------------------------------------------------
+
+
+def _runner_options(p: argparse.ArgumentParser, what: str, default: int | None = 1) -> None:
+    p.add_argument("--workers", type=int, default=default, metavar="N",
+                   help=f"{what} at once: 1 in this process; N > 1 in a local Dask cluster of N worker "
+                   "processes" + (f" (default: {default})" if default is not None else ""))
+    p.add_argument("--dask", metavar="ADDRESS", default=None,
+                   help=f"send the {what} to the workers of an existing Dask scheduler (tcp://host:8786) "
+                   "instead; they must see the data home at the same path, and PREFECT_API_URL should "
+                   "name a Prefect server they can reach (default: $AUDIOSIM_DASK_ADDRESS)")
+
+
+def _runner_spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from .runners import resolve
+
+    try:
+        return resolve(args.workers, args.dask)
+    except ValueError as e:
+        raise UsageError(f"--workers/--dask: {e}") from None
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve",
+        parents=[_home_parent()],
+        help="run the scheduled flows: ingest and index every 15 min, nightly compaction, weekly retrain",
+        description="Serve the deployments of prefect.yaml, with their schedules, in this process: "
+        "ingest-and-index every 15 minutes over the watched folder(s) (only new or changed files do "
+        "work), nightly-compaction of the index shards, weekly-retrain (the model is replaced only "
+        "if the new one validates better) and the on-demand playlist report. Nothing to set up: "
+        "without PREFECT_API_URL a temporary local Prefect API runs alongside. Stop with Ctrl-C.",
+        epilog="With PREFECT_API_URL pointing at a Prefect server the deployments also appear in its "
+        "UI and can be triggered, e.g. `prefect deployment run playlist-report/on-demand --param "
+        "playlist=mix.m3u`. To run flows on workers elsewhere, use `prefect deploy --all` and "
+        "`prefect worker start --pool audiosim` instead (see the README).",
+    )
+    p.add_argument("--watch", nargs="+", type=Path, metavar="DIR",
+                   help="folder(s) ingested every 15 minutes (default: $AUDIOSIM_WATCH)")
+    p.add_argument("--only", nargs="+", metavar="NAME",
+                   help="serve only these deployments (ingest-and-index, nightly-compaction, "
+                   "weekly-retrain, on-demand)")
+    _runner_options(p, "files ingested", default=None)
+    p.add_argument("--list", action="store_true", help="print the deployments and their schedules, then exit")
+    p.set_defaults(func=_cmd_serve)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    _import_flows_ingest()  # puts the project root on sys.path when run from elsewhere
+    from flows.deploy import build_deployments, serve_deployments
+
+    spec = _runner_spec(args)
+    for w in args.watch or []:
+        if not w.is_dir():
+            raise UsageError(f"--watch {w}: no such folder")
+    kwargs = dict(watch=args.watch, home=args.home, only=args.only, workers=args.workers, dask_address=spec.dask)
+    try:
+        deployments = build_deployments(**kwargs)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if args.list:
+        for d in deployments:
+            when = ", ".join(_describe_schedule(s.schedule) for s in d.schedules or []) or "on demand"
+            print(f"{d.flow_name}/{d.name}: {when}; parameters {json.dumps(d.parameters)}")
+        return EXIT_OK
+    serve_deployments(**kwargs)
+    return EXIT_OK
+
+
+def _describe_schedule(schedule: object) -> str:
+    cron = getattr(schedule, "cron", None)
+    if cron:
+        return f"cron '{cron}'"
+    interval = getattr(schedule, "interval", None)
+    return f"every {interval.total_seconds() / 60:g} min" if interval is not None else str(schedule)
+
+
+# --------------------------------------------------------------------------
 # entry point
 # --------------------------------------------------------------------------
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_ingest, _add_catalog, _add_train, _add_index, _add_identify, _add_monitor, _add_demo,
+    _add_ingest, _add_catalog, _add_train, _add_index, _add_identify, _add_monitor, _add_demo, _add_serve,
 ]
 """Functions that each add one subcommand, in ``--help`` order."""
 

@@ -96,12 +96,13 @@ def test_short_training_lowers_loss_and_beats_chance(songbook_sets, tmp_path):
                          progress=False, log=logs.append)
     hist = card["history"]
     assert hist[-1]["step"] == 60
-    # a 5 s clip against 3 songs x 20 s: chance is about 1/3 for the track, far less with the offset
-    assert hist[-1]["mixed-5s@offset"] > 0.5
     val_set = build_validation(val, FC, AugmentConfig(), n_queries=100)
     untrained = validate(Encoder(), val_set)
     trained = validate(load_encoder(tmp_path / "fp.pt"), val_set)
-    assert trained["clean@offset"] > untrained["clean@offset"] + 0.1
+    # three held-out songs: chance is 1/3 for the track, far less for track and offset
+    assert trained["clean"] > untrained["clean"] + 0.15
+    assert trained["clean@offset"] > untrained["clean@offset"] + 0.15
+    assert trained["mixed-5s@offset"] > untrained["mixed-5s@offset"]
 
 
 def test_interrupted_training_resumes(songbook_sets, tmp_path):
