@@ -95,7 +95,7 @@ def mine_triplets(
         chosen = all_losses[valid & (all_losses > 0)]
         loss = chosen.mean() if chosen.numel() else all_losses.sum() * 0
         neg = torch.where(valid, d_an, inf).min(dim=1).values
-        return MinedLoss(loss, active, float(d_ap.mean()), float(neg[torch.isfinite(neg)].mean()))
+        return MinedLoss(loss, active, float(d_ap.detach().mean()), float(neg[torch.isfinite(neg)].detach().mean()))
 
     if strategy == "batch_hard":
         neg = torch.where(valid, d_an, inf).min(dim=1).values
@@ -107,5 +107,5 @@ def mine_triplets(
     has_neg = torch.isfinite(neg)
     losses = triplet_loss(d_ap[has_neg], neg[has_neg], margin)
     loss = losses.mean() if losses.numel() else d_ap.sum() * 0
-    d_an_mean = float(neg[has_neg].mean()) if has_neg.any() else float("nan")
-    return MinedLoss(loss, active, float(d_ap.mean()), d_an_mean)
+    d_an_mean = float(neg[has_neg].detach().mean()) if has_neg.any() else float("nan")
+    return MinedLoss(loss, active, float(d_ap.detach().mean()), d_an_mean)
