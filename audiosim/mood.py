@@ -45,10 +45,8 @@ Groups
 :func:`group_songs` clusters songs with k-means on the descriptor scores
 (valence and arousal counted twice) joined with the first principal
 components of the song embeddings (``MoodConfig.embedding_weight`` of the
-total variance, 25 % by default: on the songbook, more embedding weight
-made groups follow timbre rather than mood). The number of groups is
-chosen by silhouette score between ``min_groups`` (3) and ``max_groups``
-(8) unless given. Each group is named by the prototype nearest its mean
+total variance). The number of groups is chosen by silhouette score
+unless given. Each group is named by the prototype nearest its mean
 valence and arousal and explained by its median descriptors.
 """
 
@@ -270,8 +268,7 @@ def group_songs(desc: pd.DataFrame, vectors: np.ndarray | None = None, cfg: Mood
     if cfg.n_groups:
         ks = [min(cfg.n_groups, n)]
     else:
-        top = min(cfg.max_groups, n - 1)
-        ks = list(range(min(max(2, cfg.min_groups), top), top + 1)) or [1]
+        ks = list(range(2, min(cfg.max_groups, n - 1) + 1)) or [1]
     best_labels, best_k, best_s = np.zeros(n, dtype=int), 1, float("nan")
     for k in ks:
         if k < 2:
@@ -301,9 +298,7 @@ def describe_groups(desc: pd.DataFrame, songs: pd.DataFrame) -> pd.DataFrame:
         d = desc.loc[members.index]
         med = d[numeric].median()
         major = float((d["mode"] == "major").mean())
-        n_major = int(round(major * len(d)))
-        agree = n_major if med["mode_clarity"] >= 0 else len(d) - n_major  # songs in the mode the median reads as
-        med["key"] = f"{agree} of {len(d)} songs" if len(d) > 1 else d["key"].iloc[0]
+        med["key"] = f"{round(major * len(d))} of {len(d)} major" if len(d) > 1 else d["key"].iloc[0] + " " + d["mode"].iloc[0]
         v, a = float(members["valence"].mean()), float(members["arousal"].mean())
         name = mood_label(v, a)
         z = term_scores(med.to_frame().T).iloc[0]

@@ -50,9 +50,9 @@ class RunnerSpec:
     Parameters
     ----------
     workers : int
-        1: one thread in this process; N > 1: a local Dask cluster of N
-        worker processes. With ``dask``, the number of tracks kept in flight
-        (default: twice the scheduler's total worker threads).
+        1: threads in this process; N > 1: a local Dask cluster of N worker
+        processes. With ``dask``, the number of tracks kept in flight
+        (default: the scheduler's total worker threads).
     dask : str, optional
         Address of an existing Dask scheduler (``tcp://host:port``).
     memory_limit : str
@@ -114,16 +114,12 @@ class RunnerSpec:
     def in_flight(self) -> int:
         """How many tracks to keep submitted at once.
 
-        Threads: ``workers``. A local cluster: two per worker process, so a
-        worker finds its next track waiting when it finishes one. A scheduler
-        address: ``workers`` when it was set above 1, else two per worker
-        thread the scheduler knows of.
+        Local runners: ``workers``. A scheduler address: ``workers`` when it
+        was set above 1, else the scheduler's total worker threads (at least 1).
         """
-        if self.dask is None:
-            return self.workers if self.workers == 1 else 2 * self.workers
-        if self.workers > 1:
+        if self.dask is None or self.workers > 1:
             return self.workers
-        return max(1, 2 * scheduler_threads(self.dask))
+        return max(1, scheduler_threads(self.dask))
 
 
 def quiet_dask(level: str = "warning") -> None:

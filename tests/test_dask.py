@@ -33,7 +33,7 @@ def test_runner_spec_choices(monkeypatch: pytest.MonkeyPatch) -> None:
     assert runner.address is None
     assert runner.cluster_kwargs["n_workers"] == 3 and runner.cluster_kwargs["processes"] is True
     assert runner.cluster_kwargs["threads_per_worker"] == 1
-    assert local.in_flight() == 6  # two per worker: the next track is waiting
+    assert local.in_flight() == 3
 
     remote = RunnerSpec(dask="10.1.2.3:8786", workers=8)
     assert remote.dask == "tcp://10.1.2.3:8786"
