@@ -648,11 +648,209 @@ def _describe_schedule(schedule: object) -> str:
 
 
 # --------------------------------------------------------------------------
+# similar, moods, report (song similarity)
+# --------------------------------------------------------------------------
+
+
+def _model_parent() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--model", type=Path, default=None, metavar="PATH",
+                   help="song-similarity model (default: models/similarity.pt)")
+    return p
+
+
+def _similarity_model(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from .similarity import DEFAULT_SIMILARITY_MODEL, load_similarity_model
+
+    path = args.model or DEFAULT_SIMILARITY_MODEL
+    try:
+        return load_similarity_model(path)
+    except FileNotFoundError:
+        raise UsageError(f"no similarity model at {path} (train one with `python -m audiosim.train_similarity`)") from None
+
+
+def _need_catalogue(args: argparse.Namespace) -> DataHome:
+    home = DataHome.resolve(args.home)
+    if not home.catalog_path.is_file():
+        raise UsageError(f"no catalogue in {home.root} (run `audiosim ingest{_hint_home(args)}` first)")
+    return home
+
+
+def _add_similar(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "similar",
+        parents=[_home_parent(), _model_parent()],
+        help="list the catalogue songs that sound most like a track",
+        description="List the catalogue songs whose sound is closest to TRACK. The score is the cosine "
+        "similarity of the two song vectors (1 = the same sound; unrelated songs score near the "
+        "catalogue's typical pair). The song index (<home>/index/songs/) is built, or rebuilt when the "
+        "catalogue or the model changed, before the query.",
+    )
+    p.add_argument("track", metavar="TRACK",
+                   help="catalogue id (see `audiosim catalog`) or audio file; a file that is not in the "
+                   "catalogue is analysed on the fly")
+    p.add_argument("-k", type=int, default=10, metavar="N", help="number of songs to list (default: 10)")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                   help="output format (default: table)")
+    p.set_defaults(func=_cmd_similar)
+
+
+def _cmd_similar(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .similarity import resolve_track, similar
+
+    if args.k < 1:
+        raise UsageError(f"-k must be at least 1, not {args.k}")
+    home = _need_catalogue(args)
+    model = _similarity_model(args)
+    try:
+        query = resolve_track(args.track, home)
+        df = similar(args.track, home, k=args.k, model=model, log=lambda m: print(m, file=sys.stderr))
+    except (LookupError, FileNotFoundError) as e:
+        raise UsageError(str(e)) from None
+    if args.format == "json":
+        print(json.dumps(json.loads(df.to_json(orient="records")), indent=2, ensure_ascii=False))
+    elif args.format == "csv":
+        sys.stdout.write(df.to_csv(index=False))
+    else:
+        where = f"id {query.track_id}" if query.track_id is not None else "not in the catalogue"
+        print(f"Songs most similar to {query.title} ({where}; {query.path}):")
+        if df.empty:
+            print("(the catalogue has no other songs)")
+            return EXIT_OK
+        view = df[["rank", "score", "id", "title", "duration", "path"]].copy()
+        view["score"] = view["score"].map("{:.3f}".format)
+        view["duration"] = view["duration"].map(_mmss)
+        with pd.option_context("display.max_rows", None, "display.width", None, "display.max_colwidth", 60):
+            print(view.to_string(index=False))
+    return EXIT_OK
+
+
+def _add_moods(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "moods",
+        parents=[_home_parent(), _model_parent()],
+        help="group the catalogue's songs by mood, with the descriptors behind each label",
+        description="Group every catalogue song by mood: k-means on song vectors plus librosa descriptors "
+        "(tempo, pulse clarity, onset rate, loudness and range, brightness, key and mode). Each group is "
+        "named by the mood prototype (energetic, happy, tense, calm, melancholic) nearest its mean valence "
+        "and arousal, and explained by its median descriptors. Descriptors are cached, so only new songs "
+        "are analysed.",
+    )
+    p.add_argument("--csv", action="store_true",
+                   help="print one CSV row per song (group, mood, valence, arousal, descriptors, why)")
+    p.add_argument("--groups", type=int, default=0, metavar="N",
+                   help="number of groups (default: chosen by silhouette score, 2-8)")
+    p.add_argument("--workers", type=int, default=1, metavar="N", help="songs analysed at once (default: 1)")
+    p.set_defaults(func=_cmd_moods)
+
+
+def _cmd_moods(args: argparse.Namespace) -> int:
+    from .config import MoodConfig
+    from .mood import catalogue_moods, format_groups
+
+    if args.groups < 0 or args.groups == 1:
+        raise UsageError(f"--groups must be 0 (automatic) or at least 2, not {args.groups}")
+    if args.workers < 1:
+        raise UsageError(f"--workers must be at least 1, not {args.workers}")
+    home = _need_catalogue(args)
+    model = _similarity_model(args)
+    errors: list[str] = []
+    try:
+        result, per_song = catalogue_moods(
+            home, model, MoodConfig(n_groups=args.groups), progress=sys.stderr.isatty(),
+            on_error=lambda tid, msg: errors.append(f"id {tid}: {msg}"), workers=args.workers,
+        )
+    except FileNotFoundError as e:
+        raise UsageError(str(e)) from None
+    for e in errors[:20]:
+        print(f"not analysed: {e}", file=sys.stderr)
+    if per_song.empty:
+        print(f"no songs to group in {home.root}")
+        return EXIT_OK
+    if args.csv:
+        cols = ["group", "group_name", "mood", "valence", "arousal", "title", "tempo_bpm", "pulse_clarity",
+                "onset_rate", "loudness_db", "dynamic_range_db", "centroid_hz", "rolloff_hz", "key", "mode",
+                "key_strength", "mode_clarity", "duration", "why", "path"]
+        sys.stdout.write(per_song.sort_values(["group", "arousal"], ascending=[True, False])[cols].to_csv())
+    else:
+        print(format_groups(result, per_song))
+    return EXIT_OK
+
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report",
+        parents=[_home_parent(), _model_parent()],
+        help="write an HTML + CSV report on a playlist",
+        description="Analyse a playlist against the catalogue: cohesion, most and least similar pairs, "
+        "outliers and why, a similarity heatmap, a map of the catalogue, the mood mix, the tempo and "
+        "energy arc, a smoother order and suggested additions. Writes one self-contained report.html "
+        "and the tables as CSV to <home>/reports/<playlist name>/ (or --out).",
+        epilog="Playlist files that are not catalogued yet are ingested first (unless --no-ingest); "
+        "entries that cannot be used are listed in the report.",
+    )
+    p.add_argument("playlist", type=Path, metavar="PLAYLIST",
+                   help="M3U/M3U8, text (.txt/.lst) or CSV list of audio paths or catalogue ids, or a folder")
+    p.add_argument("--out", type=Path, default=None, metavar="DIR", help="output folder")
+    p.add_argument("--no-ingest", action="store_true", help="do not ingest uncatalogued files; list them as missing")
+    p.add_argument("--additions", type=int, default=10, metavar="N", help="suggested additions (default: 10)")
+    p.add_argument("--flow", action="store_true",
+                   help="run as the Prefect flow `playlist-report` (publishes the summary as artifacts)")
+    p.set_defaults(func=_cmd_report)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import build_report, summary_markdown, write_report
+
+    if args.additions < 0:
+        raise UsageError(f"--additions must be 0 or more, not {args.additions}")
+    if not args.playlist.exists():
+        raise UsageError(f"{args.playlist}: no such playlist file or folder")
+    home = DataHome.resolve(args.home)
+    if args.no_ingest:
+        _need_catalogue(args)
+    try:
+        if args.flow:
+            _similarity_model(args)  # fails early and clearly when there is no model
+            html = Path(_import_flows_report().report_flow(
+                str(args.playlist), home=str(home.root), out=None if args.out is None else str(args.out),
+                ingest=not args.no_ingest, n_additions=args.additions,
+                model=None if args.model is None else str(args.model)))
+            print(html)
+            return EXIT_OK
+        model = _similarity_model(args)
+        report = build_report(args.playlist, home, model=model, ingest=not args.no_ingest,
+                              n_additions=args.additions, progress=sys.stderr.isatty(),
+                              log=lambda m: print(m, file=sys.stderr))
+    except (ValueError, FileNotFoundError, LookupError) as e:
+        raise UsageError(str(e)) from None
+    html = write_report(report, args.out)
+    c = report.cohesion
+    print(summary_markdown(report).split("\n## ")[0].strip())
+    print(f"\nreport: {html}")
+    n_out = int(report.tracks["outlier"].sum())
+    print(f"{len(report.tracks)} songs analysed, {len(report.missing)} not analysed, {n_out} outlier(s); "
+          f"cohesion {c['cohesion']:.2f}")
+    return EXIT_OK
+
+
+def _import_flows_report():  # type: ignore[no-untyped-def]
+    """Import ``flows.report`` (see :func:`_import_flows_ingest`)."""
+    _import_flows_ingest()  # puts the repository on sys.path when needed
+    import flows.report as mod
+
+    return mod
+
+
+# --------------------------------------------------------------------------
 # entry point
 # --------------------------------------------------------------------------
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_ingest, _add_catalog, _add_train, _add_index, _add_identify, _add_monitor, _add_demo, _add_serve,
+    _add_similar, _add_moods, _add_report,
 ]
 """Functions that each add one subcommand, in ``--help`` order."""
 

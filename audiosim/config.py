@@ -295,10 +295,12 @@ class MoodConfig(_Config):
     """Mood groups: clustering of song vectors plus descriptors."""
 
     n_groups: int = 0
-    """Number of groups; 0 chooses 2..``max_groups`` by silhouette score."""
+    """Number of groups; 0 chooses ``min_groups``..``max_groups`` by silhouette score."""
+    min_groups: int = 3
+    """Fewest groups chosen automatically (two groups only split loud-fast from quiet-slow)."""
     max_groups: int = 8
-    embedding_weight: float = 0.5
-    """Share of the clustering space given to the song embedding (the rest to descriptors)."""
+    embedding_weight: float = 0.25
+    """Share of the clustering variance given to the song embedding (the rest to descriptors)."""
     embedding_components: int = 8
     """PCA components of the song embedding used for clustering."""
     seed: int = 0

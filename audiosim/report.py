@@ -7,13 +7,15 @@ files that are not there yet, or listing them as missing), and computes:
 - **cohesion**: the mean cosine similarity of all pairs of song vectors,
   compared with random playlists of the same size drawn from the catalogue;
 - the most and least similar **pairs** and a similarity **heatmap**;
-- **outliers**: songs whose mean similarity to the rest is far below the
-  playlist's typical value, with the descriptors that set them apart;
+- **outliers**: songs that fit the playlist worse than 90 % of the
+  catalogue's other songs do (mean similarity to the playlist's songs),
+  with the descriptors that set them apart;
 - a 2-D **map** of the catalogue (PCA of song vectors), playlist highlighted;
 - the **mood mix** and the **tempo/energy arc** in playlist order;
 - a **suggested order** with smoother transitions (greedy nearest-neighbour
   chain from the current opener, improved by 2-opt);
-- **suggested additions**: catalogue songs closest to the playlist as a whole.
+- **suggested additions**: catalogue songs with the highest mean similarity
+  to the playlist's songs.
 
 :func:`write_report` writes ``<home>/reports/<name>/report.html`` (one
 self-contained file, figures embedded as PNG) and the tables as CSV beside
@@ -37,7 +39,7 @@ from .config import DescriptorConfig, SimilarityConfig
 from .descriptors import descriptor_table
 from .ingest import IngestResult, LIST_EXTENSIONS, discover, read_path_list
 from .mood import TERM, term_scores, song_moods
-from .similarity import catalogue_vectors, cosine_matrix, load_similarity_model, mean_vector, model_digest
+from .similarity import catalogue_vectors, cosine_matrix, load_similarity_model, model_digest
 from .store import DataHome, atomic_write_text
 
 CSV_ID_COLUMNS = ("id", "track_id", "track")
@@ -327,7 +329,9 @@ def build_report(
     sim = cosine_matrix(vecs)
     sim_df = pd.DataFrame(sim, index=labels, columns=labels)
     cohesion = cohesion_stats(vecs, cat_vecs, seed=seed)
-    tracks = _add_outliers(tracks, sim, labels, cohesion)
+    outside = np.array([h not in set(cat_tracks.loc[ids, "content_hash"]) for h in cat_tracks["content_hash"]])
+    fit_outside = cosine_matrix(cat_vecs[outside], vecs).mean(1) if outside.any() else np.zeros(0)
+    tracks = _add_outliers(tracks, sim, labels, fit_outside)
     order, order_stats = suggest_order(tracks, sim)
     additions = suggest_additions(vecs, labels, cat_tracks, cat_vecs, set(cat_tracks.loc[ids, "content_hash"]),
                                   n_additions, dh, descriptor_cfg)
@@ -423,7 +427,32 @@ def _describe_difference(row: pd.Series, others: pd.DataFrame, z_row: pd.Series,
     return "; ".join(parts)
 
 
-def _add_outliers(tracks: pd.DataFrame, sim: np.ndarray, labels: Sequence[str], cohesion: dict) -> pd.DataFrame:
+OUTLIER_PERCENTILE = 10.0
+"""A song is an outlier when it fits the playlist worse than this share (%) of catalogue songs."""
+MIN_CATALOGUE_FOR_FENCE = 20
+
+
+def outlier_fence(sim: np.ndarray, fit_outside: np.ndarray) -> tuple[float, str]:
+    """The mean-similarity value below which a playlist song is an outlier, and how it was set.
+
+    With at least :data:`MIN_CATALOGUE_FOR_FENCE` catalogue songs outside the
+    playlist: the 10th percentile of their mean similarity to the playlist's
+    songs (an outlier fits the playlist worse than 90 % of the catalogue
+    does). Otherwise: the playlist median minus 2.5 robust standard
+    deviations (at least 0.15).
+    """
+    n = len(sim)
+    others_mean = (sim.sum(1) - np.diag(sim)) / max(n - 1, 1)
+    if len(fit_outside) >= MIN_CATALOGUE_FOR_FENCE:
+        fence = float(np.percentile(fit_outside, OUTLIER_PERCENTILE))
+        return fence, f"lower than {100 - OUTLIER_PERCENTILE:.0f}% of catalogue songs outside the playlist are ({fence:.2f})"
+    med = float(np.median(others_mean))
+    mad = float(np.median(np.abs(others_mean - med))) * 1.4826
+    fence = med - max(2.5 * mad, 0.15)
+    return fence, f"far below the playlist median {med:.2f} (outlier below {fence:.2f})"
+
+
+def _add_outliers(tracks: pd.DataFrame, sim: np.ndarray, labels: Sequence[str], fit_outside: np.ndarray) -> pd.DataFrame:
     """Mean similarity to the others, closest other song, outlier flag and why."""
     n = len(tracks)
     out = tracks.copy()
@@ -436,16 +465,16 @@ def _add_outliers(tracks: pd.DataFrame, sim: np.ndarray, labels: Sequence[str], 
     out["closest_similarity"] = masked[np.arange(n), closest].round(3)
     out["outlier"] = False
     out["outlier_why"] = ""
+    out.attrs["outlier_rule"] = ""
     if n < 4:
         return out
-    med = float(np.median(others_mean))
-    mad = float(np.median(np.abs(others_mean - med))) * 1.4826
-    threshold = med - max(2.5 * mad, 0.15)
+    fence, rule = outlier_fence(sim, fit_outside)
+    out.attrs["outlier_rule"] = rule
     has_desc = "tempo_bpm" in out and out["tempo_bpm"].notna().all()
     z = term_scores(out) if has_desc else None
-    for i in np.flatnonzero(others_mean < threshold):
-        why = (f"mean similarity to the others {others_mean[i]:.2f}, playlist median {med:.2f} "
-               f"(outlier below {threshold:.2f}); closest: {labels[closest[i]]} ({masked[i, closest[i]]:.2f})")
+    for i in np.flatnonzero(others_mean < fence):
+        why = (f"mean similarity to the others {others_mean[i]:.2f}, {rule}; playlist median "
+               f"{np.median(others_mean):.2f}; closest: {labels[closest[i]]} ({masked[i, closest[i]]:.2f})")
         if z is not None:
             rest = np.arange(n) != i
             diff = _describe_difference(out.iloc[i], out[rest], z.iloc[i], z[rest])
@@ -534,23 +563,28 @@ def suggest_additions(
     home: DataHome,
     descriptor_cfg: DescriptorConfig,
 ) -> pd.DataFrame:
-    """Catalogue songs nearest the playlist's mean vector (not already in it).
+    """Catalogue songs (not already in the playlist) most similar to its songs on average.
+
+    Ranking by the mean cosine similarity to the playlist's songs is the same
+    as ranking by the cosine to the playlist's (normalised) mean vector; the
+    mean is shown because it compares directly with the playlist songs' own
+    ``mean_similarity``.
 
     Returns
     -------
     DataFrame
-        ``rank, id, title, similarity`` (to the playlist as a whole),
-        ``closest`` playlist song and ``closest_similarity``, ``tempo_bpm``,
-        ``mood``, ``path``.
+        ``rank, id, title, similarity`` (mean similarity to the playlist's
+        songs), ``closest`` playlist song and ``closest_similarity``,
+        ``tempo_bpm``, ``mood``, ``path``.
     """
     cols = ["rank", "id", "title", "similarity", "closest", "closest_similarity", "tempo_bpm", "mood", "path"]
     keep = np.array([h not in exclude_hashes for h in cat_tracks["content_hash"]], dtype=bool)
     if n <= 0 or not keep.any():
         return pd.DataFrame(columns=cols)
-    centre = mean_vector(vecs)
     cand_idx = np.flatnonzero(keep)
-    score = cat_vecs[cand_idx] @ centre
-    top = cand_idx[np.argsort(-score, kind="stable")[:n]]
+    score = cosine_matrix(cat_vecs[cand_idx], vecs).mean(1)
+    order = np.argsort(-score, kind="stable")[:n]
+    top = cand_idx[order]
     to_list = cosine_matrix(cat_vecs[top], vecs)
     chosen = cat_tracks.iloc[top]
     desc = descriptor_table(chosen, home, descriptor_cfg)
@@ -559,7 +593,7 @@ def suggest_additions(
     for r, (i, tid) in enumerate(zip(top, chosen.index)):
         best = int(to_list[r].argmax())
         rows.append(dict(rank=r + 1, id=int(tid), title=chosen.at[tid, "title"],
-                         similarity=round(float(cat_vecs[i] @ centre), 3), closest=labels[best],
+                         similarity=round(float(score[order[r]]), 3), closest=labels[best],
                          closest_similarity=round(float(to_list[r, best]), 3),
                          tempo_bpm=desc.at[tid, "tempo_bpm"] if tid in desc.index else np.nan,
                          mood=moods.at[tid, "mood"] if tid in moods.index else "", path=chosen.at[tid, "path"]))
@@ -630,7 +664,7 @@ def summary_markdown(report: PlaylistReport, max_rows: int = 10) -> str:
     out = t[t["outlier"]]
     lines += [f"## Outliers ({len(out)})", ""]
     lines += ([f"- **{p}. {ti}**: {w}" for p, ti, w in zip(out["position"], out["title"], out["outlier_why"])]
-              if len(out) else ["None: every song is about as close to the others as is typical for this playlist."])
+              if len(out) else ["None: every song fits the playlist better than most catalogue songs do."])
     if "mood" in t:
         mix = t["mood"].value_counts()
         lines += ["", "## Mood mix", "", ", ".join(f"{m}: {k}" for m, k in mix.items())]

@@ -9,7 +9,6 @@ in worker threads.
 from __future__ import annotations
 
 import io
-import textwrap
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -38,7 +37,7 @@ def _figure(width: float, height: float):
 
 def _png(fig) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI)
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", pad_inches=0.15)
     return buf.getvalue()
 
 
@@ -98,7 +97,7 @@ def catalogue_map(report: "PlaylistReport") -> bytes | None:
     if var:
         ax.set_xlabel(f"first principal component ({100 * var[0]:.0f}% of variance)")
         ax.set_ylabel(f"second principal component ({100 * var[1]:.0f}% of variance)")
-    ax.legend(loc="best", fontsize=9, framealpha=0.85)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=4, fontsize=9, frameon=False)
     ax.set_title("The playlist on a map of the catalogue (PCA of song vectors)")
     return _png(fig)
 
@@ -168,14 +167,12 @@ def arc(report: "PlaylistReport") -> bytes | None:
 
 def draw_all(report: "PlaylistReport") -> dict[str, bytes]:
     """Every figure that applies, by name (``heatmap``, ``map``, ``moods``, ``arc``)."""
+    import matplotlib
+
     out: dict[str, bytes] = {}
-    for name, fn in (("heatmap", heatmap), ("map", catalogue_map), ("moods", moods), ("arc", arc)):
-        png = fn(report)
-        if png is not None:
-            out[name] = png
+    with matplotlib.rc_context({"text.parse_math": False}):  # song titles may contain "$"
+        for name, fn in (("heatmap", heatmap), ("map", catalogue_map), ("moods", moods), ("arc", arc)):
+            png = fn(report)
+            if png is not None:
+                out[name] = png
     return out
-
-
-def wrap(text: str, width: int = 28) -> str:
-    """Wrap a label over lines of ``width`` characters."""
-    return "\n".join(textwrap.wrap(text, width)) or text

@@ -81,9 +81,10 @@ def table(df: pd.DataFrame, formats: dict[str, Callable | str] | None = None,
     """A DataFrame as an HTML table via ``Styler`` (no index, numbers right-aligned)."""
     if df.empty:
         return '<p class="note">(none)</p>'
-    st = df.style.hide(axis="index").set_table_attributes('class="data"')
+    st = df.style.hide(axis="index").set_table_attributes('class="data"').format(na_rep="", escape="html")
     if formats:
-        st = st.format({k: (_num(v) if isinstance(v, str) else v) for k, v in formats.items() if k in df}, na_rep="")
+        st = st.format({k: (_num(v) if isinstance(v, str) else v) for k, v in formats.items() if k in df},
+                       na_rep="", escape="html")
     numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])]
     if numeric:
         st = st.set_properties(subset=numeric, **{"text-align": "right", "font-variant-numeric": "tabular-nums"})
@@ -145,9 +146,9 @@ def _outliers(r: "PlaylistReport") -> str:
     if len(t) < 4:
         return '<p class="note">Outliers are looked for in playlists of four songs or more.</p>'
     if out.empty:
-        return ('<p>No outliers: every song\'s mean similarity to the others is within the playlist\'s usual '
-                'spread (a song is an outlier when that mean falls more than 2.5 robust standard deviations, '
-                'and at least 0.15, below the playlist median).</p>')
+        return ("<p>No outliers: every song is more similar to the rest of the playlist than most catalogue "
+                "songs are (a song is an outlier when its mean similarity to the others is "
+                f"{_e(t.attrs.get('outlier_rule', ''))}).</p>")
     view = out[["position", "title", "mean_similarity", "outlier_why"]].rename(
         columns={"position": "#", "mean_similarity": "mean sim.", "outlier_why": "why"})
     return table(view, {"mean sim.": "{:.2f}"})
@@ -181,9 +182,9 @@ def _additions(r: "PlaylistReport") -> str:
     a = r.additions
     if a.empty:
         return '<p class="note">No catalogue songs outside the playlist to suggest.</p>'
-    view = a.rename(columns={"similarity": "similarity to playlist", "closest": "closest playlist song",
+    view = a.rename(columns={"similarity": "mean sim.", "closest": "closest playlist song",
                              "closest_similarity": "sim.", "tempo_bpm": "tempo (BPM)"})
-    return table(view, {"similarity to playlist": "{:.3f}", "sim.": "{:.2f}", "tempo (BPM)": "{:.0f}"})
+    return table(view, {"mean sim.": "{:.2f}", "sim.": "{:.2f}", "tempo (BPM)": "{:.0f}"})
 
 
 def _missing(r: "PlaylistReport") -> str:
@@ -210,15 +211,17 @@ of its 3-second clips, from an encoder trained so that clips of the same song la
 unrelated songs.{base}</li>
 <li><b>Cohesion</b> is the mean similarity over all pairs of playlist songs, compared with
 {c['n_random']} random playlists of the same size drawn from the catalogue.</li>
-<li><b>Outliers</b> have a mean similarity to the other songs more than 2.5 robust standard deviations (and at
-least 0.15) below the playlist median; the descriptors on which they differ most from the rest are named.</li>
+<li><b>Outliers</b> fit the playlist worse than 90% of the catalogue's other songs do: their mean similarity to
+the other playlist songs is below the 10th percentile of the same mean for every catalogue song outside the
+playlist (with fewer than 20 such songs: more than 2.5 robust standard deviations, and at least 0.15, below the
+playlist median). The descriptors on which they differ most from the rest are named.</li>
 <li><b>Moods</b>: tempo, loudness, onset rate, brightness and key come from librosa; each is scored against a fixed
 reference and combined as energy (arousal) = tanh({aw}) and valence = tanh({vw}). A song's mood is the nearest of
 {protos} on the valence-arousal plane.</li>
 <li><b>Suggested order</b>: starting from the current opener, a greedy nearest-neighbour chain improved by 2-opt,
 minimising (1 − similarity) + 0.5 × |energy jump| between neighbours.</li>
-<li><b>Suggested additions</b>: catalogue songs (not already in the playlist) whose vectors are closest to the
-normalised mean of the playlist's vectors.</li>
+<li><b>Suggested additions</b>: catalogue songs (not already in the playlist) with the highest mean similarity to
+the playlist's songs (the same ranking as the cosine to the playlist's mean vector).</li>
 <li><b>Map</b>: principal component analysis of all catalogue song vectors, reduced to two dimensions; nearby points
 sound alike, but two dimensions keep only part of the structure.</li>
 </ul>"""
@@ -265,7 +268,8 @@ shaded. Energy and valence range from −1 to +1.</p>
 <h2>Suggested order</h2>
 {_order(r)}
 <h2>Suggested additions</h2>
-<p class="note">Catalogue songs closest to the playlist as a whole, with the playlist song each is closest to.</p>
+<p class="note">Catalogue songs with the highest mean similarity to the playlist's songs (<i>mean sim.</i>,
+comparable with the same column in the songs table), and the playlist song each is closest to.</p>
 <div class="wide">{_additions(r)}</div>
 <h2>How this was computed</h2>
 {_methods(r)}

@@ -383,7 +383,8 @@ def ensure_index(
         reason = f"model or settings changed ({e})"
     else:
         tracks = catalogue_tracks(dh)
-        current = list(zip(map(int, tracks.index), tracks["content_hash"]))
+        store = _open_store(dh)
+        current = [(int(t), h) for t, h in zip(tracks.index, tracks["content_hash"]) if store.has(h)]
         if current == list(zip(map(int, idx.track_ids), idx.hashes)):
             return idx
         idx.close()

@@ -295,7 +295,8 @@ def train_similarity(
         opt.zero_grad(set_to_none=True)
         mined.loss.backward()
         opt.step()
-        run_loss = float(mined.loss) if step == 1 else 0.98 * run_loss + 0.02 * float(mined.loss)
+        loss_value = float(mined.loss.detach())
+        run_loss = loss_value if step == 1 else 0.98 * run_loss + 0.02 * loss_value
         run_active = mined.active if step == 1 else 0.98 * run_active + 0.02 * mined.active
         bar.update(1)
         bar.set_postfix(loss=f"{run_loss:.3f}", active=f"{run_active:.2f}")
