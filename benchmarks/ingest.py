@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{audio_s / cpu:.0f}" if cpu else "-",
         f"{peak_rss_mb():.0f} (at start {rss_before:.0f})",
         str(args.workers),
-        mode_name(args.flow, args.runner),
+        mode_name(args.flow, args.runner, args.workers),
     ]
     print_table(header, [row])
     failed = [r for r in results if r.status == "failed"]
@@ -153,8 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def mode_name(flow: bool, runner: str) -> str:
-    return "flow, local Dask processes" if runner == "dask" else ("flow" if flow else "direct")
+def mode_name(flow: bool, runner: str, workers: int = 1) -> str:
+    if runner == "dask" and workers > 1:
+        return "flow, local Dask processes"
+    return ("flow" if flow else "direct") + (", threads" if workers > 1 else ", 1 thread")
 
 
 def run(files: list[Path], home: Path, workers: int, flow: bool, runner: str = "threads") -> list:
@@ -188,6 +190,10 @@ def compare(args: argparse.Namespace, counts: list[int]) -> int:
     rows, base = [], None
     with contextlib.ExitStack() as stack:
         if args.flow:  # start Prefect's temporary API (and warm up) before timing anything
+            from audiosim.cli import PREFECT_ENV_DEFAULTS
+
+            for k, v in PREFECT_ENV_DEFAULTS.items():
+                os.environ.setdefault(k, v)
             from audiosim.runners import shared_prefect_api
 
             stack.enter_context(shared_prefect_api())
@@ -213,7 +219,7 @@ def _compare_one(args: argparse.Namespace, files: list[Path], n: int) -> list[st
     finally:
         shutil.rmtree(home, ignore_errors=True)
     audio_h = sum(r.duration or 0.0 for r in results if r.status != "failed") / 3600
-    return [str(n), mode_name(args.flow, args.runner), str(len(files)),
+    return [str(n), mode_name(args.flow, args.runner, n), str(len(files)),
             str(count_statuses(results)["failed"]), f"{audio_h:.2f}", f"{wall:.1f}",
             f"{wall / audio_h / 60:.1f}" if audio_h else "-", "-",
             f"{features / audio_h / 1e6:.0f}" if audio_h else "-"]

@@ -98,8 +98,8 @@ def pipeline_flow(
         or folder) at the end.
     workers : int
         1: ingest with one thread; N > 1: a local Dask cluster of N worker
-        processes; with ``dask_address``, tracks in flight (default: the
-        scheduler's worker threads).
+        processes; with ``dask_address``, tracks in flight (default: twice
+        the scheduler's worker threads).
     dask_address : str, optional
         Existing Dask scheduler (``tcp://host:8786``) to fan ingest out to.
 

@@ -129,15 +129,26 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _open(req: urllib.request.Request | str, timeout: float) -> bytes:
+    """urlopen, retrying "503 Service Unavailable" (SQLite busy) as Prefect's own client does."""
+    for attempt in range(6):
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:  # noqa: S310 (local test server)
+                return r.read()
+        except urllib.error.HTTPError as e:
+            if e.code != 503 or attempt == 5:
+                raise
+            time.sleep(0.5 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
 def _get(url: str, timeout: float = 5.0) -> bytes:
-    with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 (local test server)
-        return r.read()
+    return _open(url, timeout)
 
 
 def _post(url: str, body: dict, timeout: float = 30.0) -> object:
     req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=timeout) as r:  # noqa: S310
-        return json.loads(r.read() or b"null")
+    return json.loads(_open(req, timeout) or b"null")
 
 
 def _stop(proc: subprocess.Popen, grace: float = 20.0) -> None:
@@ -320,3 +331,69 @@ def test_deploy_and_run_on_a_real_server(prefect_server, tmp_path: Path) -> None
     assert sorted(r["status"] for r in results) == ["added"] * 3
     assert "+3 tracks" in by_key["pipeline-summary"]["data"]
     print(f"real-server test timings (s since start): {timings}")
+
+
+@pytest.mark.timeout(900)
+def test_audiosim_serve_runs_the_deployments(prefect_server, tmp_path: Path) -> None:
+    """``audiosim serve`` registers the yaml's deployments and runs a triggered one in-process."""
+    from audiosim.catalog import Catalog
+    from audiosim.songbook import write_songbook
+    from audiosim.store import DataHome
+
+    api, env, server_log = prefect_server
+    music = tmp_path / "music"
+    write_songbook(music, n=2, seconds=6)
+    home = DataHome(tmp_path / "home")
+    model = _random_model(tmp_path / "model.pt")
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        serve = subprocess.Popen(
+            [str(BIN / "audiosim"), "serve", "--watch", str(music), "--home", str(home.root)],
+            env=env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 600
+        ours = str(home.root.resolve())
+        while time.monotonic() < deadline:  # serve (re)registers every deployment with this home
+            assert serve.poll() is None, f"audiosim serve exited:\n{_tail(log)}"
+            deps = {d["name"]: d for d in _post(f"{api}/deployments/filter", {})}
+            if all(deps.get(n, {}).get("parameters", {}).get("home") == ours for n in EXPECTED):
+                break
+            time.sleep(2.0)
+        else:
+            pytest.fail(f"serve did not register its deployments:\n{_tail(log)}")
+        dep = deps["ingest-and-index"]
+        assert dep["parameters"]["paths"] == [str(music.resolve())]
+        assert [s["schedule"].get("interval") for s in dep["schedules"]] == [900.0]
+        run_id = _post(f"{api}/deployments/{dep['id']}/create_flow_run",
+                       {"parameters": {"model": str(model), "calibrate": False}})["id"]
+        state = None
+        while time.monotonic() < deadline:
+            state = json.loads(_get(f"{api}/flow_runs/{run_id}"))["state"]
+            if state["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+                break
+            time.sleep(2.0)
+        assert state is not None and state["type"] == "COMPLETED", f"{state}\n{_tail(log, 80)}"
+    finally:
+        _stop(serve, grace=60.0)
+    with Catalog(home.catalog_path, create=False) as cat:
+        assert sorted(Path(t.path).name for t in cat.iter_tracks(status="ok")) == sorted(
+            p.name for p in music.glob("*.wav"))
+    assert (home.index_dir / "manifest.json").is_file()
+
+
+def test_cli_serve_list_and_usage_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from audiosim.cli import main
+
+    monkeypatch.delenv("AUDIOSIM_WATCH", raising=False)
+    assert main(["serve", "--list", "--watch", str(tmp_path), "--home", str(tmp_path / "h"), "--workers", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "pipeline/ingest-and-index: every 15 min" in out
+    assert '"workers": 2' in out and str((tmp_path / "h").resolve()) in out
+    assert "index/nightly-compaction: cron '30 3 * * *'" in out
+    assert "playlist-report/on-demand: on demand" in out
+    assert main(["serve", "--list"]) == 2  # no watched folder
+    assert "--watch" in capsys.readouterr().err
+    assert main(["serve", "--list", "--watch", str(tmp_path / "nope")]) == 2
+    assert main(["serve", "--list", "--watch", str(tmp_path), "--workers", "0"]) == 2
+    assert main(["ingest", str(tmp_path), "--dask", " "]) == 2
