@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from . import audio, augment, features
 from .config import AugmentConfig, DecodeConfig, FeatureConfig, ModelConfig, TrainConfig
 from .model import Encoder, load_checkpoint, save_encoder
-from .store import atomic_write_bytes
+from .store import atomic_save_npy, atomic_write_bytes
 from .triplet import mine_triplets
 from .voting import vote
 
@@ -84,11 +84,7 @@ def _cached(path: Path, make: Callable[[], np.ndarray]) -> np.ndarray:
     if path.is_file():
         return np.load(path).astype(np.float32)
     x = make()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        np.save(f, x.astype(np.float16))
-    os.replace(tmp, path)
+    atomic_save_npy(path, x.astype(np.float16))
     return x
 
 
