@@ -137,8 +137,14 @@ def gather_resampled(
 
 
 def mix_at_snr(x: torch.Tensor, noise: torch.Tensor, snr_db: torch.Tensor) -> torch.Tensor:
-    """Add ``noise`` to ``x`` so each row has the given signal-to-noise ratio (dB)."""
-    return AF.add_noise(x, noise, snr_db)
+    """Add ``noise`` to ``x`` so each row has the given signal-to-noise ratio (dB).
+
+    Rows whose noise is digital silence are returned unchanged (torchaudio's
+    ``add_noise`` would divide by its zero energy and give NaN).
+    """
+    silent = noise.pow(2).mean(-1) < 1e-12
+    mixed = AF.add_noise(x, torch.where(silent[:, None], torch.ones_like(noise), noise), snr_db)
+    return torch.where(silent[:, None], x, mixed)
 
 
 class Degrader:
@@ -170,8 +176,10 @@ class Degrader:
         if self.noise_bank is not None:
             starts = torch.randint(0, self.noise_bank.shape[0] - samples, (batch,), generator=g)
             rec = self.noise_bank[starts[:, None] + torch.arange(samples)[None, :]]
-            rec = rec / rec.pow(2).mean(-1, keepdim=True).sqrt().clamp_min(1e-6)
-            out = torch.where((kind == 1)[:, None], rec, out)
+            rms = rec.pow(2).mean(-1, keepdim=True).sqrt()
+            rec = rec / rms.clamp_min(1e-6)
+            # a silent stretch of a recording (pauses between voice samples) stays coloured noise
+            out = torch.where((kind == 1)[:, None] & (rms > 1e-4), rec, out)
         if music is not None and music.shape[0] > 1:
             babble = sum(torch.roll(music, shifts=s, dims=0) for s in (1, 2, 3))
             babble = babble / babble.pow(2).mean(-1, keepdim=True).sqrt().clamp_min(1e-6)

@@ -84,3 +84,21 @@ def test_degrader_is_seeded_and_keeps_the_requested_length():
     assert a.shape == (8, 8000)
     assert torch.equal(a, b)
     assert not torch.equal(a, c)
+
+
+def test_silent_noise_leaves_the_signal_finite():
+    x = torch.sin(torch.linspace(0, 2000, 8000))[None].repeat(2, 1)
+    noise = torch.stack([torch.zeros(8000), torch.randn(8000, generator=g())])
+    y = augment.mix_at_snr(x, noise, torch.tensor([5.0, 5.0]))
+    assert torch.isfinite(y).all()
+    assert torch.equal(y[0], x[0]) and not torch.equal(y[1], x[1])
+
+
+def test_degrader_with_a_partly_silent_noise_bank_stays_finite():
+    # recordings with digital silence between sounds (voice samples) once gave NaN positives
+    bank = torch.zeros(8000 * 20)
+    bank[8000 * 15 :] = torch.randn(8000 * 5, generator=g(2))
+    cfg = AugmentConfig(p_noise=1.0, snr_db=(5.0, 5.0))
+    d = augment.Degrader(cfg, 8000, bank)
+    x = torch.randn(64, 12000, generator=g(3))
+    assert torch.isfinite(d(x, 8000, g(4), music=x)).all()
