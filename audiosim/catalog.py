@@ -342,6 +342,32 @@ class Catalog:
         with self.transaction():
             return self._conn.execute("DELETE FROM tracks WHERE id = ?", (int(track_id),)).rowcount > 0
 
+    def mark_missing(self, tracks: list[Track], detail: str) -> list[Track]:
+        """Mark tracks whose file is gone as ``failed`` with reason ``missing``.
+
+        The row (id, content hash, tags) is kept, so the track is no longer
+        ``ok`` (the index tombstones it) but its history is; if the file
+        comes back, the next ingest makes it ``ok`` again. A track whose
+        path changed since ``tracks`` were read (moved by another ingest)
+        is left alone.
+
+        Returns
+        -------
+        list of Track
+            The rows marked.
+        """
+        marked = []
+        now = _now()
+        with self.transaction():
+            for t in tracks:
+                cur = self._conn.execute(
+                    "UPDATE tracks SET status = 'failed', reason = 'missing', detail = ?, updated_at = ? "
+                    "WHERE id = ? AND path = ?", (detail, now, int(t.id), t.path),
+                )
+                if cur.rowcount:
+                    marked.append(t)
+        return marked
+
     def remove_missing(self) -> list[Track]:
         """Delete the tracks whose file no longer exists.
 

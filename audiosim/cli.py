@@ -29,11 +29,13 @@ EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # per run) and quietly: these apply unless the user set them already, and must
 # be set before prefect is imported. The temporary server's own log is turned
 # down to CRITICAL because it reports harmless shutdown races as tracebacks.
+# Its startup timeout (Prefect's default: 20 s) is generous because a loaded
+# machine once needed more than 120 s to start it.
 PREFECT_ENV_DEFAULTS = {
     "PREFECT_LOGGING_LEVEL": "WARNING",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_SERVER_LOGGING_LEVEL": "CRITICAL",
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "600",
 }
 
 
@@ -105,6 +107,10 @@ def _add_ingest(sub: argparse._SubParsersAction) -> None:
         "(.txt/.lst/.m3u: one per line, '#' comments)",
     )
     _runner_options(p, "files processed")
+    p.add_argument("--prune", action="store_true",
+                   help="afterwards, mark catalogue tracks under the given folders whose file was deleted as "
+                   "missing, and stop them from matching in the index; a folder that does not exist or "
+                   "holds no audio file (an unmounted disk?) is left alone")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no list of failures")
     p.set_defaults(func=_cmd_ingest)
 
@@ -154,11 +160,17 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
         from .runners import prefect_api_for_workers
 
+        pruned: list = []
         with prefect_api_for_workers(spec):
             results = flows_ingest.run_ingest(
                 paths, home=home.root, workers=in_flight, task_runner=spec.task_runner(),
-                feature_config=feature_config, progress=progress,
+                feature_config=feature_config, progress=progress, prune=args.prune, on_prune=pruned.append,
             )
+    for p in pruned:
+        if not args.quiet:
+            for tid, path in p.pruned[:20]:
+                print(f"pruned: {path} (track {tid})", file=sys.stderr)
+        print(p.describe())
     counts = count_statuses(results)
     failed = sorted((r for r in results if r.status == "failed"), key=lambda r: r.path)
     if failed and not args.quiet:
@@ -278,6 +290,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--noise", nargs="*", type=Path, default=[], metavar="FILE",
                    help="environmental recordings to mix into positives as background noise")
     p.add_argument("--no-resume", action="store_true", help="start afresh even if <out>.last.pt exists")
+    p.add_argument("--init-from", type=Path, metavar="CKPT",
+                   help="fine-tune: start from this checkpoint's weights (e.g. models/fingerprint.pt) "
+                   "with a fresh optimiser and schedule; its feature settings must match")
+    p.add_argument("--lr", type=float, default=TrainConfig().lr,
+                   help="peak learning rate (default: %(default)s; about half of it suits fine-tuning)")
     p.set_defaults(func=_cmd_train)
 
 
@@ -299,7 +316,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     noise = [str(p) for p in discover(args.noise)] if args.noise else []
     try:
         card = lib.train_from_tracks(tracks, args.out, home.cache_dir, noise_paths=noise,
-                                     cfg=TrainConfig(steps=args.steps), resume=not args.no_resume)
+                                     cfg=TrainConfig(steps=args.steps, lr=args.lr,
+                                                     init_from=str(args.init_from or "")),
+                                     resume=not args.no_resume)
     except ValueError as e:
         raise UsageError(str(e)) from None
     print(f"best model (step {card.get('step')}): {args.out}  validation: {card.get('validation')}")
@@ -364,6 +383,7 @@ def _add_index(sub: argparse._SubParsersAction) -> None:
                    "(instead of leave-one-track-out)")
     p.add_argument("--max-false-match", type=float, default=None, metavar="RATE",
                    help="share of absent-music clips allowed to match, stored as the default (e.g. 0.01)")
+    _runner_options(p, "batches of tracks embedded")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the summary line")
     p.set_defaults(func=_cmd_index)
 
@@ -390,12 +410,21 @@ def _cmd_index(args: argparse.Namespace) -> int:
         except FileNotFoundError:
             base = IndexConfig()
         config = dataclasses.replace(base, max_false_match=rate)
-    flows_index = _import_flows_index()
+    spec = _runner_spec(args)
     try:
-        results = flows_index.index_flow(
-            home=home.root, model=args.model, compact=args.compact, rebuild=args.rebuild,
-            calibrate=not args.no_calibrate and not args.absent, config=config,
-        )
+        in_flight = spec.in_flight()
+    except OSError as e:  # the Dask scheduler cannot be reached
+        raise UsageError(str(e)) from None
+    flows_index = _import_flows_index()
+    from .runners import prefect_api_for_workers
+
+    try:
+        with prefect_api_for_workers(spec):
+            results = flows_index.run_index(
+                spec.task_runner(), home=home.root, model=args.model, compact=args.compact,
+                rebuild=args.rebuild, calibrate=not args.no_calibrate and not args.absent, config=config,
+                workers=in_flight,
+            )
     except FileNotFoundError as e:
         raise UsageError(str(e)) from e
     if args.absent:

@@ -170,6 +170,14 @@ class TrainConfig(_Config):
     semi_hard_fraction: float = 0.3
     negative_min_seconds: float = 2.0
     """Two segments of the same track closer than this are not negatives."""
+    negative_max_similarity: float = 0.85
+    """Two segments whose clean log-mels correlate above this (at the best
+    shift within ``max_shift_seconds``) are not negatives: looping game music
+    repeats passages, and batch-hard mining would otherwise pick the repeat
+    as the hardest "negative". 1.0 turns the check off."""
+    init_from: str = ""
+    """Start from this checkpoint's weights (fine-tuning) instead of random
+    ones; the optimiser and schedule start afresh."""
     validate_every: int = 500
     checkpoint_every: int = 250
     val_fraction: float = 0.2
@@ -214,6 +222,13 @@ class IndexConfig(_Config):
     """Clip lengths the no-match threshold is calibrated at."""
     calibration_clips: int = 300
     """Absent-music clips per calibration length."""
+    recalibrate_share: float = 0.1
+    """An update recalibrates the no-match thresholds only when the tracks
+    added since the last calibration exceed this share of the tracks it was
+    computed on (so 40 new tracks on a 1,000-track catalogue reuse it, and a
+    small catalogue is recalibrated at every addition); 0 recalibrates at
+    every addition. Thresholds track the score distribution of absent music,
+    which a few more tracks barely move."""
 
 
 def default_home() -> Path:

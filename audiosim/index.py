@@ -44,7 +44,7 @@ from filelock import FileLock
 from . import features as F
 from .config import ConfigMismatchError, FeatureConfig, IndexConfig
 from .model import DEFAULT_FINGERPRINT_MODEL, Encoder, load_encoder
-from .store import DataHome, FeatureStore, atomic_save_npy, atomic_write_json, clean_temp_files
+from .store import DataHome, FeatureStore, atomic_open, atomic_save_npy, atomic_write_json, clean_temp_files
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -655,6 +655,163 @@ def embed_logmel(
 
 
 # --------------------------------------------------------------------------
+# Embeddings computed ahead, by other processes (Dask workers)
+# --------------------------------------------------------------------------
+
+EMBEDDINGS = "embeddings"
+"""Folder of ``<home>/cache/`` where workers leave per-track embeddings."""
+
+
+def embeddings_dir(home: str | Path | DataHome, model_digest: str, features: FeatureConfig, hop_frames: int) -> Path:
+    """``<home>/cache/embeddings/<model>-<features>-hop<N>/``: the embeddings of one
+    model, feature config and index hop, one ``<content hash>.npz`` per track."""
+    dh = home if isinstance(home, DataHome) else DataHome(Path(home))
+    return dh.cache_dir / EMBEDDINGS / f"{model_digest}-{features.digest()}-hop{int(hop_frames)}"
+
+
+def save_embedding(path: Path, vectors: np.ndarray, starts: np.ndarray) -> None:
+    """Write a track's segment vectors and start frames atomically (``.npz``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(path, "wb") as f:
+        np.savez(f, vectors=np.asarray(vectors, np.float32), starts=np.asarray(starts, np.int64))
+
+
+def load_embedding(path: Path, dim: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """A track's (vectors, start frames) from :func:`save_embedding`, or None if
+    the file is missing or unusable (then the track is embedded again)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            vecs, starts = np.asarray(z["vectors"], np.float32), np.asarray(z["starts"], np.int64)
+    except (OSError, ValueError, KeyError):
+        return None
+    if vecs.ndim != 2 or (len(vecs) and vecs.shape[1] != dim) or len(vecs) != len(starts):
+        return None
+    return vecs, starts
+
+
+@dataclass(frozen=True)
+class EmbedJob:
+    """Tracks to embed ahead of an :func:`update`, and with what.
+
+    Attributes
+    ----------
+    model_path : str
+        Checkpoint every worker loads.
+    model_digest : str
+        Its digest; a worker that finds another file there refuses.
+    hop_frames : int
+        Hop between indexed segments.
+    directory : str
+        Where the ``<content hash>.npz`` files go (:func:`embeddings_dir`).
+    tracks : tuple of (int, str)
+        (track id, content hash) still to embed.
+    """
+
+    model_path: str
+    model_digest: str
+    hop_frames: int
+    directory: str
+    tracks: tuple[tuple[int, str], ...]
+
+
+def plan_embedding(
+    home: str | Path | DataHome | None = None,
+    model: str | Path | None = None,
+    config: IndexConfig | None = None,
+    *,
+    rebuild: bool = False,
+) -> EmbedJob:
+    """The tracks the next :func:`update` would embed, minus those already embedded.
+
+    Read-only (no lock): a track added or removed meanwhile is simply
+    embedded by :func:`update` itself, or embedded for nothing.
+
+    Raises
+    ------
+    ConfigMismatchError
+        As :func:`update` would.
+    ValueError
+        If the model is not a checkpoint file (workers load it by path).
+    """
+    dh = DataHome.resolve(home)
+    st = _state(dh, model, config, rebuild)
+    path = getattr(st.model, "path", None)
+    if not path or not Path(path).is_file():
+        raise ValueError("embedding on workers needs the model as a checkpoint file")
+    hop = F.seconds_to_frames(st.config.index_hop_seconds, st.model.features)
+    directory = embeddings_dir(dh, model_digest(st.model), st.model.features, hop)
+    todo = tuple((t, h) for t, h in st.plan.add if not (directory / f"{h}.npz").is_file())
+    return EmbedJob(str(path), model_digest(st.model), hop, str(directory), todo)
+
+
+_worker_models: dict[tuple[str, str], Encoder] = {}
+
+
+def _worker_model(path: str, digest: str, features: FeatureConfig | None = None) -> Encoder:
+    """The encoder at ``path``, loaded once per process; refuses another digest."""
+    key = (path, digest)
+    if key not in _worker_models:
+        enc = load_encoder(path, features).for_inference()
+        if model_digest(enc) != digest:
+            raise ConfigMismatchError(
+                f"{path}: model {model_digest(enc)} found but the index update planned with model {digest}; "
+                "the checkpoint was replaced meanwhile, run the index update again"
+            )
+        _worker_models.clear()  # one model per process is enough
+        _worker_models[key] = enc
+    return _worker_models[key]
+
+
+def embed_tracks(
+    home: str | Path | DataHome | None, job: EmbedJob, tracks: Sequence[tuple[int, str]] | None = None
+) -> list[tuple[int, int]]:
+    """Embed tracks of ``job`` into their ``.npz`` files (one torch thread).
+
+    The unit of work of a Dask fan-out: the vectors go to the data home,
+    only (track id, segments) pairs are returned. A file already there is
+    not recomputed.
+
+    Parameters
+    ----------
+    home : str, Path or DataHome, optional
+    job : EmbedJob
+        From :func:`plan_embedding`.
+    tracks : sequence of (int, str), optional
+        A batch of ``job.tracks`` (default: all of them).
+
+    Returns
+    -------
+    list of (int, int)
+        (track id, segments embedded; -1 when the file already existed).
+    """
+    from .runners import one_torch_thread
+
+    dh = DataHome.resolve(home)
+    directory = Path(job.directory)
+    out = []
+    with one_torch_thread():
+        enc = _worker_model(job.model_path, job.model_digest)
+        store = FeatureStore(dh.features_dir, enc.features)
+        for tid, h in job.tracks if tracks is None else tracks:
+            path = directory / f"{h}.npz"
+            if path.is_file():
+                out.append((int(tid), -1))
+                continue
+            vecs, starts = embed_logmel(enc, store.get(h), job.hop_frames)
+            save_embedding(path, vecs, starts)
+            out.append((int(tid), len(vecs)))
+    return out
+
+
+def _drop_embeddings(directory: Path, hashes: Iterable[str]) -> None:
+    """Delete the embedding files an update consumed (they are in a shard now)."""
+    for h in hashes:
+        (directory / f"{h}.npz").unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        directory.rmdir()  # only when empty
+
+
+# --------------------------------------------------------------------------
 # Writing
 # --------------------------------------------------------------------------
 
@@ -808,7 +965,7 @@ def resolve_model(
             path = Path(manifest.model_path)
     else:
         path = Path(model)
-    enc = load_encoder(path, features)
+    enc = load_encoder(path, features).for_inference()
     enc.path = str(Path(path).resolve())  # type: ignore[attr-defined]
     return enc
 
@@ -1020,10 +1177,11 @@ def _publish(directory: Path, manifest: Manifest, progress: Progress) -> None:
     if manifest.calibration:  # thresholds shown in the manifest follow the configured rate
         from .calibrate import Calibration
 
-        gen = manifest.calibration.get("generation")
+        extra = {k: manifest.calibration[k] for k in ("generation", "index_tracks", "added_since")
+                 if k in manifest.calibration}
         cal = Calibration.from_dict(manifest.calibration)
         cal.max_false_match = manifest.config.max_false_match
-        manifest.calibration = dict(cal.to_dict(), generation=gen)
+        manifest.calibration = dict(cal.to_dict(), **extra)
     manifest.generation += 1
     manifest.updated = _now()
     manifest.save(directory)
@@ -1043,8 +1201,66 @@ def _calibrate_into(manifest: Manifest, directory: Path, home: DataHome, model: 
     finally:
         index.close()
     if cal is not None:
-        manifest.calibration = dict(cal.to_dict(), generation=manifest.generation + 1)
+        manifest.calibration = dict(cal.to_dict(), generation=manifest.generation + 1,
+                                    index_tracks=len(manifest.live_tracks()))
     return time.perf_counter() - t0
+
+
+@dataclass
+class _State:
+    """What an update starts from (see :func:`_state`)."""
+
+    old: Manifest | None
+    base: Manifest | None
+    model: Encoder
+    config: IndexConfig
+    store: FeatureStore
+    plan: Plan
+    durations: dict[int, float]
+
+
+def _state(dh: DataHome, model: Encoder | str | Path | None, config: IndexConfig | None, rebuild: bool) -> _State:
+    """Read the manifest and catalogue, load and check the model, plan the update."""
+    directory = dh.index_dir
+    try:
+        old: Manifest | None = Manifest.load(directory)
+    except FileNotFoundError:
+        old = None
+    base = None if rebuild else old
+    enc = resolve_model(model, old, base.feature_config if base else None)
+    if base is not None:
+        check_compatible(base, directory, enc)
+        if config is not None:
+            _check_build_config(base.config, config, directory)
+    cfg = config or (old.config if old is not None else IndexConfig())
+    store = FeatureStore(dh.features_dir, enc.features)
+    catalogue, dups, durations = catalogue_tracks(dh)
+    return _State(old, base, enc, cfg, store, plan_update(base, catalogue, store, dups), durations)
+
+
+def needs_calibration(calibration: dict[str, Any] | None, added: int, config: IndexConfig) -> bool:
+    """Whether an update adding ``added`` tracks must recalibrate the thresholds.
+
+    The rule: always without a calibration; never when nothing is added;
+    otherwise when the tracks added since the calibration (its
+    ``added_since`` plus ``added``) exceed ``config.recalibrate_share`` of
+    the tracks the index held when it was computed (its ``index_tracks``;
+    a calibration without it, e.g. from ``--absent`` music, is redone).
+
+    Examples
+    --------
+    >>> cfg = IndexConfig(recalibrate_share=0.1)
+    >>> needs_calibration({"index_tracks": 1000, "added_since": 50}, 40, cfg)
+    False
+    >>> needs_calibration({"index_tracks": 1000, "added_since": 80}, 40, cfg)
+    True
+    """
+    if not calibration:
+        return True
+    if added <= 0:
+        return False
+    since = int(calibration.get("added_since", 0)) + int(added)
+    return since > config.recalibrate_share * int(calibration.get("index_tracks", 0))
 
 
 def update(
@@ -1080,8 +1296,11 @@ def update(
         the feature config, the hop or the metric). The old index keeps
         answering until the new manifest is published.
     calibrate : bool
-        Recalibrate the thresholds when tracks were added (leave-one-track-out,
-        see :func:`audiosim.calibrate.calibrate_leave_one_out`).
+        Recalibrate the thresholds (leave-one-track-out, see
+        :func:`audiosim.calibrate.calibrate_leave_one_out`) when there are
+        none, or when the tracks added since the last calibration exceed
+        ``config.recalibrate_share`` of the tracks it was computed on
+        (:func:`needs_calibration`); otherwise the stored thresholds are kept.
     progress : callable, optional
         ``progress(stage, info)``; see :data:`Progress`.
     lock_timeout : float
@@ -1103,20 +1322,8 @@ def update(
     directory = dh.index_dir
     with writer_lock(directory, lock_timeout):
         clean_temp_files(directory)
-        try:
-            old: Manifest | None = Manifest.load(directory)
-        except FileNotFoundError:
-            old = None
-        base = None if rebuild else old
-        enc = resolve_model(model, old, base.feature_config if base else None)
-        if base is not None:
-            check_compatible(base, directory, enc)
-            if config is not None:
-                _check_build_config(base.config, config, directory)
-        cfg = config or (old.config if old is not None else IndexConfig())
-        store = FeatureStore(dh.features_dir, enc.features)
-        catalogue, dups, durations = catalogue_tracks(dh)
-        plan = plan_update(base, catalogue, store, dups)
+        st = _state(dh, model, config, rebuild)
+        old, base, enc, cfg, store, plan, durations = st.old, st.base, st.model, st.config, st.store, st.plan, st.durations
         progress("plan", {"add": len(plan.add), "tombstone": len(plan.tombstone), "missing": len(plan.missing_features)})
         unchanged = config is None or config == base.config if base is not None else False
         if base is not None and not plan.add and not plan.tombstone and unchanged and (base.calibration or not calibrate):
@@ -1156,10 +1363,17 @@ def update(
             result.embed_seconds, result.build_seconds = stats
             result.segments_per_second = info.items / result.embed_seconds if result.embed_seconds > 0 else 0.0
         progress("shard-files", {"shard": result.shard})
-        if calibrate and (plan.add or manifest.calibration is None) and manifest.shards:
+        if calibrate and manifest.shards and needs_calibration(manifest.calibration, len(plan.add), cfg):
             result.calibrate_seconds = _calibrate_into(manifest, directory, dh, enc, progress)
             result.calibrated = True
+        elif plan.add and manifest.calibration:  # kept: count what it has not seen
+            manifest.calibration = dict(
+                manifest.calibration, added_since=int(manifest.calibration.get("added_since", 0)) + len(plan.add)
+            )
         _publish(directory, manifest, progress)
+        if plan.add:
+            hop = F.seconds_to_frames(manifest.config.index_hop_seconds, enc.features)
+            _drop_embeddings(embeddings_dir(dh, manifest.model_digest, enc.features, hop), (h for _, h in plan.add))
         result.generation = manifest.generation
         result.shards = len(manifest.shards)
         result.index_items = sum(s.items for s in manifest.shards)
@@ -1180,15 +1394,18 @@ def _build_shard(
     """Embed ``tracks`` into a new shard; returns (info, (embed s, build s))."""
     f = model.features
     hop = F.seconds_to_frames(manifest.config.index_hop_seconds, f)
+    stored = embeddings_dir(store.root.parent, manifest.model_digest, f, hop)
     writer = _ShardWriter(directory, _shard_name(manifest.next_shard), model.dim, manifest.config)
     try:
         t_embed = 0.0
         for i, (tid, h) in enumerate(tracks):
-            lm = store.get(h)
             t1 = time.perf_counter()
-            vecs, starts = embed_logmel(model, lm, hop)
-            t_embed += time.perf_counter() - t1
-            seconds = durations.get(tid) or lm.shape[1] / f.frames_per_second
+            got = load_embedding(stored / f"{h}.npz", model.dim)
+            if got is None:  # not embedded by workers beforehand: embed here
+                got = embed_logmel(model, store.get(h), hop)
+                t_embed += time.perf_counter() - t1
+            vecs, starts = got
+            seconds = durations.get(tid) or store.get(h, mmap=True).shape[1] / f.frames_per_second
             writer.add(tid, h, vecs, (starts / f.frames_per_second).astype(np.float32), seconds)
             progress("embed", {"track_id": tid, "done": i + 1, "total": len(tracks), "segments": len(vecs)})
         info, build_seconds = _finish_shard(writer, others, manifest, f, progress)
@@ -1266,6 +1483,36 @@ def compact(
         result.index_items = info.items
         result.total_seconds = time.perf_counter() - t0
         return result
+
+
+def tombstone_removed(home: str | Path | DataHome | None = None, lock_timeout: float = -1) -> list[Tombstone]:
+    """Stop tracks that are no longer ``ok`` in the catalogue from matching, now.
+
+    Publishes a new manifest with a ``removed`` tombstone for each live
+    track whose id is gone from the catalogue's ``ok`` tracks (e.g. marked
+    missing by :func:`audiosim.ingest.prune_missing`), without embedding
+    anything or recalibrating. Changed tracks are left to :func:`update`,
+    which tombstones the old content when it indexes the new.
+
+    Returns
+    -------
+    list of Tombstone
+        The tombstones added (none, and nothing published, when there is no
+        index or nothing to remove).
+    """
+    dh = DataHome.resolve(home)
+    directory = dh.index_dir
+    if not (directory / MANIFEST_NAME).is_file():
+        return []
+    with writer_lock(directory, lock_timeout):
+        manifest = Manifest.load(directory)
+        catalogue, _, _ = catalogue_tracks(dh)
+        now = _now()
+        new = [Tombstone(t, h, "removed", now) for t, h in sorted(manifest.live_tracks().items()) if t not in catalogue]
+        if new:
+            manifest.tombstones = manifest.tombstones + new
+            _publish(directory, manifest, _quiet)
+        return new
 
 
 def store_calibration(home: str | Path | DataHome | None, calibration: dict[str, Any], lock_timeout: float = -1) -> int:

@@ -25,6 +25,7 @@ both: never a row without features, never a duplicate row. Any
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import errno
 import os
 import sqlite3
@@ -39,12 +40,16 @@ from .audio import AudioError, content_hash, is_audio_path, probe, stream
 from .catalog import Catalog, Track, normalise_path
 from .config import DecodeConfig, FeatureConfig
 from .features import log_mel_stream
+from .runners import one_torch_thread
 from .store import DataHome, FeatureStore
 
 LIST_EXTENSIONS = frozenset({".txt", ".lst", ".list", ".m3u", ".m3u8"})
 """Files with these extensions are read as lists of paths, one per line."""
 
 STATUSES = ("added", "updated", "skipped", "failed")
+
+MISSING = "missing"
+"""Catalogue ``reason`` of a track whose file was deleted (see :func:`prune_missing`)."""
 
 
 @dataclass(frozen=True)
@@ -462,17 +467,13 @@ def ingest_many(
     dh = prepare(home, fc)
 
     def one(p: str | Path) -> IngestResult:
-        for attempt in range(3):
-            try:
-                return ingest_file(p, dh, fc, decode_config)
-            except Exception as e:
-                if attempt == 2 or not is_transient(e):
-                    return record_failure(p, dh, "error", f"{type(e).__name__}: {e}")
-                time.sleep(1.0)
-        raise AssertionError("unreachable")
+        return ingest_retrying(p, dh, fc, decode_config)
 
     results: list[IngestResult | None] = [None] * len(paths)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    with contextlib.ExitStack() as stack:
+        if workers > 1:
+            stack.enter_context(one_torch_thread())
+        pool = stack.enter_context(concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)))
         futures = {pool.submit(one, p): i for i, p in enumerate(paths)}
         for fut in concurrent.futures.as_completed(futures):
             r = fut.result()
@@ -480,3 +481,151 @@ def ingest_many(
             if progress is not None:
                 progress(r)
     return results  # type: ignore[return-value]
+
+
+def ingest_retrying(
+    path: str | Path,
+    home: str | Path | DataHome | None = None,
+    feature_config: FeatureConfig | None = None,
+    decode_config: DecodeConfig | None = None,
+    attempts: int = 3,
+    delay: float = 1.0,
+) -> IngestResult:
+    """:func:`ingest_file`, retrying transient errors; never raises for one file.
+
+    After ``attempts`` transient errors, or any other exception that
+    :func:`ingest_file` lets through (e.g. a feature config mismatch), the
+    file is recorded as failed with reason ``error``.
+    """
+    for attempt in range(max(1, attempts)):
+        try:
+            return ingest_file(path, home, feature_config, decode_config)
+        except Exception as e:
+            if attempt == attempts - 1 or not is_transient(e):
+                return record_failure(path, home, "error", f"{type(e).__name__}: {e}")
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def ingest_batch(
+    paths: Sequence[str | Path],
+    home: str | Path | DataHome | None = None,
+    feature_config: FeatureConfig | None = None,
+    decode_config: DecodeConfig | None = None,
+    one_thread: bool = True,
+) -> list[IngestResult]:
+    """Ingest several files one after the other, with one torch thread.
+
+    The unit of work of a Dask fan-out (see :mod:`audiosim.runners`):
+    features and catalogue rows go to the data home, only the small
+    :class:`IngestResult` records are returned.
+
+    Parameters
+    ----------
+    one_thread : bool
+        Limit torch to one thread meanwhile (:func:`~audiosim.runners.one_torch_thread`);
+        False leaves it alone (a lone ingest may use every core).
+
+    Returns
+    -------
+    list of IngestResult
+        One per path, in order; bad files are ``failed`` results.
+    """
+    with one_torch_thread() if one_thread else contextlib.nullcontext():
+        return [ingest_retrying(p, home, feature_config, decode_config) for p in paths]
+
+
+# --------------------------------------------------------------------------
+# Pruning deleted files
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    """What :func:`prune_missing` did.
+
+    Attributes
+    ----------
+    pruned : tuple of (int, str)
+        (track id, path) of the tracks marked ``missing``.
+    roots : tuple of str
+        Folders whose catalogue tracks were checked.
+    skipped : tuple of (str, str)
+        (folder, why) of the folders left alone for safety.
+    """
+
+    pruned: tuple[tuple[int, str], ...] = ()
+    roots: tuple[str, ...] = ()
+    skipped: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def track_ids(self) -> list[int]:
+        return [t for t, _ in self.pruned]
+
+    def describe(self) -> str:
+        """One line per skipped folder, then a summary line."""
+        lines = [f"prune: left {root} alone: {why}" for root, why in self.skipped]
+        lines.append(f"pruned {len(self.pruned)} track(s) whose file is gone, under {len(self.roots)} folder(s)")
+        return "\n".join(lines)
+
+
+def prune_refusal(folder: str | Path) -> str | None:
+    """Why pruning under ``folder`` would be unsafe, or None when it is safe.
+
+    A folder that does not exist, is not a folder, or holds no audio file
+    at all is most likely an unmounted disk or a share that is offline:
+    pruning under it would mark the whole collection missing.
+    """
+    p = Path(folder)
+    if not p.exists():
+        return "it does not exist (an unmounted disk?)"
+    if not p.is_dir():
+        return "it is not a folder"
+    if next(_walk_audio(p), None) is None:
+        return "it holds no audio file at all (an unmounted disk or an offline share?)"
+    return None
+
+
+def prune_missing(paths: Iterable[str | Path], home: str | Path | DataHome | None = None) -> PruneResult:
+    """Mark catalogue tracks under the scanned folders whose file is gone as ``missing``.
+
+    Run it *after* ingesting the same folders, so that moved and renamed
+    files have been found again (they keep their track id) and only files
+    really deleted are pruned. The rows stay, with status ``failed`` and
+    reason ``missing`` (:meth:`Catalog.mark_missing`); the next index
+    update, or :func:`audiosim.index.tombstone_removed`, stops them from
+    matching.
+
+    Parameters
+    ----------
+    paths : iterable of str or Path
+        The paths that were ingested; only folders count (files and path
+        lists are ignored). A folder that does not exist or holds no audio
+        file is skipped (see :func:`prune_refusal`).
+    home : str, Path or DataHome, optional
+
+    Returns
+    -------
+    PruneResult
+    """
+    roots, skipped = [], []
+    for p in paths:
+        p = Path(p)
+        if p.is_file():  # a file or a list of paths, not a folder
+            continue
+        why = prune_refusal(p)
+        if why is None:
+            roots.append(normalise_path(p))
+        else:
+            skipped.append((normalise_path(p), why))
+    dh = DataHome.resolve(home)
+    if not roots or not dh.catalog_path.exists():
+        return PruneResult((), tuple(roots), tuple(skipped))
+    prefixes = tuple(r.rstrip(os.sep) + os.sep for r in roots)
+    with Catalog(dh.catalog_path, create=False) as cat:
+        gone = [
+            t for t in cat.iter_tracks()
+            if t.path.startswith(prefixes) and t.reason != MISSING and not os.path.exists(t.path)
+        ]
+        marked = cat.mark_missing(gone, "file no longer exists (pruned)") if gone else []
+    return PruneResult(tuple((t.id, t.path) for t in marked), tuple(roots), tuple(skipped))

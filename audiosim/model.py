@@ -9,6 +9,7 @@ and is refused when the feature settings it was trained with differ.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
@@ -72,6 +73,22 @@ class Encoder(nn.Module):
     @property
     def dim(self) -> int:
         return self.config.embedding_dim
+
+    def for_inference(self) -> "Encoder":
+        """A copy in eval mode with each BatchNorm folded into its convolution.
+
+        Same embeddings (to float rounding), less work per segment. Meant for
+        indexing and lookups only: its state dict has no BatchNorm entries, so
+        do not save or train it.
+        """
+        from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+        fast = copy.deepcopy(self).eval()
+        for block in fast.blocks:
+            block.time = fuse_conv_bn_eval(block.time, block.bn1)
+            block.freq = fuse_conv_bn_eval(block.freq, block.bn2)
+            block.bn1, block.bn2 = nn.Identity(), nn.Identity()
+        return fast
 
     def n_parameters(self) -> int:
         """Number of trainable parameters."""

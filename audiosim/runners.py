@@ -14,9 +14,12 @@ takes:
                        workers may be on other machines
 =====================  ==========================================================
 
-A work unit is one track. Workers write what they compute (features,
-vectors) to the shared data home themselves; only small result records go
-back through the scheduler, so the data home must be on storage every worker
+On threads a work unit is one file; on Dask it is a batch of files or
+tracks (:meth:`RunnerSpec.batch_size`: about four tasks per worker, so
+Prefect's per-task cost stays small), and each task runs torch on one
+thread (:func:`one_torch_thread`). Workers write what they compute
+(features, embeddings) to the shared data home themselves; only small
+result records go back through the scheduler, so the data home must be on storage every worker
 can reach at the same path (a shared file system for several machines).
 Workers must be able to import ``audiosim`` and ``flows`` (start them from
 the project folder, or put it on ``PYTHONPATH``).
@@ -35,12 +38,24 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import threading
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Sequence, TypeVar
+
+T = TypeVar("T")
 
 DEFAULT_MEMORY_LIMIT = "4GiB"
 """Memory each local Dask worker may use before Dask restarts it."""
+
+TASKS_PER_WORKER = 4
+"""On Dask, a fan-out is cut into about this many tasks per worker thread:
+few enough that Prefect's per-task cost (a task run recorded through the API
+from the worker) is small next to the work, enough to balance uneven files."""
+
+MAX_BATCH = 32
+"""Most work items (files, tracks) in one Dask task."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +126,17 @@ class RunnerSpec:
             cluster_kwargs=local_cluster_kwargs(self.workers, self.memory_limit),
         )
 
+    def batch_size(self, n_items: int) -> int:
+        """Work items (files, tracks) per task for a fan-out of ``n_items``.
+
+        Threads: 1 (a task run in this process costs little, and per-file
+        tasks give per-file retries). Dask: about :data:`TASKS_PER_WORKER`
+        tasks per worker thread, at most :data:`MAX_BATCH` items each.
+        """
+        if not self.uses_dask:
+            return 1
+        return batch_size(n_items, self.in_flight())
+
     def in_flight(self) -> int:
         """How many tracks to keep submitted at once.
 
@@ -120,6 +146,109 @@ class RunnerSpec:
         if self.dask is None or self.workers > 1:
             return self.workers
         return max(1, scheduler_threads(self.dask))
+
+
+def batch_size(n_items: int, slots: int, tasks_per_slot: int = TASKS_PER_WORKER, most: int = MAX_BATCH) -> int:
+    """Items per task so that ``n_items`` make about ``tasks_per_slot`` tasks per slot.
+
+    Examples
+    --------
+    >>> batch_size(40, 2)
+    5
+    >>> batch_size(3, 2), batch_size(10_000, 2)
+    (1, 32)
+    """
+    per = math.ceil(max(0, int(n_items)) / max(1, int(slots) * int(tasks_per_slot)))
+    return int(min(max(1, per), most))
+
+
+def batches(items: Sequence[T], size: int) -> list[list[T]]:
+    """``items`` cut into consecutive lists of ``size`` (the last may be shorter).
+
+    Examples
+    --------
+    >>> batches([1, 2, 3, 4, 5], 2)
+    [[1, 2], [3, 4], [5]]
+    """
+    size = max(1, int(size))
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+def bounded(items: Sequence[T], limit: int, submit: Callable[[T], Any]) -> Iterator[tuple[T, Any]]:
+    """Submit ``items`` as Prefect tasks keeping at most ``limit`` running; yield each as it finishes.
+
+    Parameters
+    ----------
+    items : sequence
+        Work units (files, batches of tracks, ...).
+    limit : int
+        Futures in flight at once, so a million items never become a
+        million pending futures.
+    submit : callable
+        ``submit(item)`` returns a :class:`prefect.futures.PrefectFuture`.
+
+    Yields
+    ------
+    (item, PrefectFuture)
+        In completion order; the future is done (its ``result()`` may raise).
+    """
+    from prefect.futures import as_completed
+
+    todo = iter(items)
+    running: dict[Any, T] = {}
+    while True:
+        while len(running) < max(1, int(limit)):
+            item = next(todo, None)
+            if item is None:
+                break
+            running[submit(item)] = item
+        if not running:
+            return
+        done = next(as_completed(list(running)))
+        yield running.pop(done), done
+
+
+def flow_uses_threads() -> bool:
+    """True unless the running flow's task runner is something other than
+    threads of this process (e.g. Dask); True outside a flow."""
+    from prefect.context import FlowRunContext
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    ctx = FlowRunContext.get()
+    runner = getattr(ctx, "task_runner", None) if ctx is not None else None
+    return runner is None or isinstance(runner, ThreadPoolTaskRunner)
+
+
+_torch_lock = threading.Lock()
+_torch_users = 0
+_torch_before = 1
+
+
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Run the block with one torch intra-op thread, then restore the previous count.
+
+    Concurrent tasks (threads of one process, or one task per Dask worker
+    process) each use a core of their own; letting torch spread every
+    log-mel or embedding over all cores as well makes them fight for the
+    cores. Safe to nest and to use from several threads at once: the
+    count is restored when the last block using it ends.
+    """
+    global _torch_users, _torch_before
+    import torch
+
+    with _torch_lock:
+        if _torch_users == 0:
+            _torch_before = torch.get_num_threads()
+        _torch_users += 1
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        with _torch_lock:
+            _torch_users -= 1
+            if _torch_users == 0:
+                torch.set_num_threads(_torch_before)
 
 
 def quiet_dask(level: str = "warning") -> None:

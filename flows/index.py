@@ -3,7 +3,11 @@
 All the work is :func:`audiosim.index.update` (embed the new and changed
 ``ok`` tracks into a new shard, tombstone removed and changed tracks,
 recalibrate the no-match thresholds, publish atomically) and optionally
-:func:`audiosim.index.compact`; this module runs them as tasks and
+:func:`audiosim.index.compact`. On a Dask task runner (:func:`run_index`)
+the embedding fans out first: batches of tracks are embedded by
+:func:`audiosim.index.embed_tracks` on the workers, into files of the data
+home, and the update builds the shard from them. This module runs these
+steps as tasks and
 publishes what happened as an ``index-summary`` table artifact and an
 ``index-thresholds`` table artifact.
 
@@ -16,16 +20,19 @@ Example
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.task_runners import TaskRunner
 
 from audiosim import index as lib
 from audiosim.calibrate import Calibration
 from audiosim.config import IndexConfig
 from audiosim.index import UpdateResult
+from audiosim.runners import batch_size as batch_size_for
+from audiosim.runners import batches, bounded, flow_uses_threads
 from audiosim.store import DataHome
 
 
@@ -35,6 +42,21 @@ def update_task(
 ) -> UpdateResult:
     """Embed new/changed tracks into a new shard (see :func:`audiosim.index.update`)."""
     return lib.update(home, model, config, rebuild=rebuild, calibrate=calibrate)
+
+
+@task(name="plan-embedding", cache_policy=NO_CACHE, persist_result=False, log_prints=False)
+def plan_embedding_task(
+    home: Path, model: str | None, config: IndexConfig | None, rebuild: bool
+) -> lib.EmbedJob:
+    """The tracks to embed ahead of the update (see :func:`audiosim.index.plan_embedding`)."""
+    return lib.plan_embedding(home, model, config, rebuild=rebuild)
+
+
+@task(name="embed-tracks", task_run_name="embed {n} tracks", cache_policy=NO_CACHE, persist_result=False,
+      log_prints=False, retries=1, retry_delay_seconds=1)
+def embed_batch_task(home: Path, job: lib.EmbedJob, tracks: list[tuple[int, str]], n: int) -> list[tuple[int, int]]:
+    """Embed a batch of tracks into files of the data home (see :func:`audiosim.index.embed_tracks`)."""
+    return lib.embed_tracks(home, job, tracks)
 
 
 @task(name="index-compact", cache_policy=NO_CACHE, persist_result=False, log_prints=False)
@@ -51,6 +73,8 @@ def index_flow(
     rebuild: bool = False,
     calibrate: bool = True,
     config: IndexConfig | None = None,
+    workers: int = 1,
+    batch_size: int | None = None,
 ) -> list[UpdateResult]:
     """Update the index of a data home from its catalogue, optionally compacting it.
 
@@ -67,6 +91,16 @@ def index_flow(
     calibrate : bool
         Recalibrate thresholds when tracks were added.
     config : IndexConfig, optional
+    workers : int
+        With a task runner other than threads (Dask, see
+        :func:`run_index`): the workers; the new tracks are embedded in
+        batches as tasks on them first (twice ``workers`` in flight), each
+        writing its embeddings to the data home, and the update then builds
+        the shard from those files in this process. On threads the update
+        embeds the tracks itself (torch already uses every core).
+    batch_size : int, optional
+        Tracks per embedding task (default: about four tasks per worker,
+        :func:`audiosim.runners.batch_size`).
 
     Returns
     -------
@@ -80,11 +114,32 @@ def index_flow(
     """
     dh = DataHome.resolve(home)
     m = None if model is None else str(model)
+    if not flow_uses_threads():
+        job = plan_embedding_task(dh.root, m, config, rebuild)
+        size = int(batch_size) if batch_size else batch_size_for(len(job.tracks), workers)
+        for _, future in bounded(batches(job.tracks, size), 2 * max(1, int(workers)),
+                                 lambda b: embed_batch_task.submit(dh.root, job, b, len(b))):
+            future.result()  # an error here is an error of the update too
     results = [update_task(dh.root, m, config, rebuild, calibrate)]
     if compact:
         results.append(compact_task(dh.root, m, False))
     publish_artifacts(results, dh.root)
     return results
+
+
+def run_index(task_runner: TaskRunner | None = None, **kwargs: Any) -> list[UpdateResult]:
+    """Run :func:`index_flow`, optionally with another task runner.
+
+    Parameters
+    ----------
+    task_runner : prefect TaskRunner, optional
+        E.g. :meth:`audiosim.runners.RunnerSpec.task_runner` of ``--workers
+        N`` or ``--dask ADDRESS``: embedding then fans out over it.
+    **kwargs
+        Passed to :func:`index_flow`.
+    """
+    f = index_flow if task_runner is None else index_flow.with_options(task_runner=task_runner)
+    return f(**kwargs)
 
 
 def summary_rows(results: Sequence[UpdateResult]) -> list[dict]:

@@ -1,10 +1,11 @@
-"""Scale-out: the ingest flow on a real local Dask cluster of worker processes.
+"""Scale-out: the ingest and index flows on a real local Dask cluster of worker processes.
 
 The same files ingested on a local Dask cluster of 2 worker processes
-(``prefect_dask.DaskTaskRunner`` from :mod:`audiosim.runners`) and in one
-thread give the same catalogue and byte-identical features; the work really
-ran in the worker processes, which wrote the features to the data home
-themselves.
+(``prefect_dask.DaskTaskRunner`` from :mod:`audiosim.runners`, batches of
+files per task) and in one thread give the same catalogue and
+byte-identical features; the work really ran in the worker processes, which
+wrote the features to the data home themselves. An index whose embedding
+fanned out over the cluster answers like one built in a single process.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def folder(tmp_path: Path, bad_files) -> Path:
 @pytest.mark.timeout(1500)
 def test_local_dask_cluster_gives_the_same_catalogue(prefect_harness: str, folder: Path, tmp_path: Path) -> None:
     from audiosim.store import DataHome, FeatureStore
-    from flows.ingest import ingest_file_task, run_ingest
+    from flows.ingest import run_ingest
 
     one, two = DataHome(tmp_path / "one"), DataHome(tmp_path / "two")
     t0 = time.perf_counter()
@@ -125,3 +126,44 @@ def test_tasks_run_in_the_dask_worker_processes(prefect_harness: str, folder: Pa
     assert os.getpid() not in pids
     assert 1 <= len(pids) <= 2
     assert [s for _, s in out] == ["added"] * len(files)
+
+
+def test_batches_and_one_torch_thread() -> None:
+    import torch
+
+    from audiosim.runners import batch_size, batches, one_torch_thread
+
+    assert RunnerSpec().batch_size(1000) == 1  # threads: one file per task
+    assert RunnerSpec(workers=2).batch_size(40) == 5  # Dask: about 4 tasks per worker
+    assert RunnerSpec(workers=2).batch_size(3) == 1 and batch_size(10**6, 2) == 32
+    assert batches(list(range(7)), 3) == [[0, 1, 2], [3, 4, 5], [6]]
+    before = torch.get_num_threads()
+    with one_torch_thread():
+        with one_torch_thread():
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 1  # the outer block still holds it
+    assert torch.get_num_threads() == before
+
+
+@pytest.mark.timeout(1500)
+def test_dask_built_index_answers_like_a_single_process_one(prefect_harness: str, tmp_path: Path) -> None:
+    """Embedding fans out as batches of tracks on 2 worker processes; the index answers the same."""
+    from test_index import CFG, answers, clips_of, make_home
+
+    from audiosim import index as I
+    from audiosim.songbook import write_songbook
+    from flows.index import run_index
+
+    songs = write_songbook(tmp_path / "songs", n=5, seconds=20.0, sample_rate=8000, seed=11)
+    model = Path(__file__).resolve().parent.parent / "models" / "fingerprint.pt"
+    one = make_home(tmp_path / "one", songs, 5)
+    two = make_home(tmp_path / "two", songs, 5)
+    [r1] = run_index(home=one, model=model, config=CFG, calibrate=False)
+    spec = RunnerSpec(workers=2)
+    [r2] = run_index(spec.task_runner(), home=two, model=model, config=CFG, calibrate=False,
+                     workers=spec.in_flight(), batch_size=2)
+    assert r1.added_tracks == r2.added_tracks == 5 and r1.items == r2.items
+    assert r2.embed_seconds == 0.0  # every track came embedded from the workers
+    assert not (two / "cache" / I.EMBEDDINGS).exists() or not any((two / "cache" / I.EMBEDDINGS).rglob("*.npz"))
+    clips = clips_of(songs, starts=(3.3, 11.2))
+    assert answers(one, model, clips) == answers(two, model, clips)

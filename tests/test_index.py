@@ -444,3 +444,111 @@ def test_false_match_rate_setting_and_absent_calibration(tmp_path: Path, songs, 
     man = I.Manifest.load(d)
     assert man.calibration["method"] == "absent-music" and man.config.max_false_match == 0.05
     assert [b["seconds"] for b in man.calibration["bins"]] == [1.0, 2.0] and cal2.tracks == 2
+
+
+# --------------------------------------------------------------------------
+# Embeddings computed ahead (the Dask fan-out's unit of work) and pruning
+# --------------------------------------------------------------------------
+
+
+def _shard_contents(home: Path) -> tuple[np.ndarray, np.ndarray]:
+    with I.Index.open(home) as idx:
+        (s,) = idx.shards
+        ids = np.load(idx.directory / f"{s.info.name}.ids.npy")
+        return ids, np.stack([s.vector(i) for i in range(s.info.items)])
+
+
+def test_embeddings_computed_ahead_give_the_same_index(tmp_path: Path, songs, models) -> None:
+    one = make_home(tmp_path / "one", songs, 4)
+    two = make_home(tmp_path / "two", songs, 4)
+    I.update(one, models[0], CFG, calibrate=False)
+
+    job = I.plan_embedding(two, models[0], CFG)
+    assert len(job.tracks) == 4 and job.model_path == str(models[0].resolve())
+    done = I.embed_tracks(two, job, job.tracks[:3]) + I.embed_tracks(two, job, job.tracks[2:])
+    assert [n > 0 for _, n in done] == [True, True, True, False, True]  # the 3rd was there already
+    files = sorted(Path(job.directory).glob("*.npz"))
+    assert len(files) == 4 and Path(job.directory).is_relative_to(DataHome(two).cache_dir)
+    assert I.plan_embedding(two, models[0], CFG).tracks == ()  # nothing left to embed
+
+    def no_embedding(*a, **k):
+        raise AssertionError("the update embedded a track that was embedded ahead")
+
+    real = I.embed_logmel
+    I.embed_logmel = no_embedding
+    try:
+        res = I.update(two, models[0], CFG, calibrate=False)
+    finally:
+        I.embed_logmel = real
+    assert res.added_tracks == 4
+    assert not Path(job.directory).exists()  # consumed files are removed after publishing
+    ids1, v1 = _shard_contents(one)
+    ids2, v2 = _shard_contents(two)
+    assert np.array_equal(ids1, ids2)
+    assert np.allclose(v1, v2, atol=1e-5)
+    clips = clips_of(songs[:4], starts=(2.1, 9.4))
+    assert answers(one, models[0], clips) == answers(two, models[0], clips)
+
+
+def test_a_broken_embedding_file_is_recomputed(tmp_path: Path, songs, models) -> None:
+    home = make_home(tmp_path, songs, 2)
+    job = I.plan_embedding(home, models[0], CFG)
+    I.embed_tracks(home, job)
+    first = Path(job.directory) / f"{job.tracks[0][1]}.npz"
+    first.write_bytes(b"not an npz")
+    assert I.load_embedding(first, 96) is None
+    assert I.update(home, models[0], CFG, calibrate=False).added_tracks == 2
+    with I.Index.open(home) as idx:
+        assert len(idx.live_tracks()) == 2 and idx.n_items > 40
+
+
+def test_pruned_tracks_are_tombstoned_and_never_match(tmp_path: Path, songs, models) -> None:
+    import shutil
+
+    from audiosim.ingest import prune_missing
+
+    music = tmp_path / "music"
+    music.mkdir()
+    copies = [Path(shutil.copy(p, music / p.name)) for p in songs[:4]]
+    home = tmp_path / "home"
+    ingest_many(copies, home)
+    I.update(home, models[0], CFG, calibrate=False)
+    with Catalog(DataHome(home).catalog_path) as cat:
+        gone = cat.get_by_path(copies[1])
+    copies[1].unlink()
+
+    res = prune_missing([music], home)
+    assert res.track_ids == [gone.id]
+    tombs = I.tombstone_removed(home)
+    assert [(t.track_id, t.content_hash, t.reason) for t in tombs] == [(gone.id, gone.content_hash, "removed")]
+    assert I.tombstone_removed(home) == []  # nothing more to do
+    with I.Index.open(home) as idx:
+        assert gone.id not in idx.live_tracks() and len(idx.live_tracks()) == 3
+    x, _ = sf.read(songs[1], dtype="float32")
+    for ans in answers(home, models[0], [x[SR * s : SR * (s + 3)] for s in (2, 8, 14)]):
+        assert ans is None or ans[0] != gone.id
+    later = I.update(home, models[0], CFG, calibrate=False)
+    assert later.action == "nothing" and later.tombstoned_tracks == 0
+
+
+def test_small_additions_reuse_the_stored_calibration(tmp_path: Path, songs, models) -> None:
+    import dataclasses
+
+    assert I.needs_calibration(None, 0, CFG)
+    assert not I.needs_calibration({"index_tracks": 10}, 0, CFG)
+    home = make_home(tmp_path, songs, 4)
+    cfg = dataclasses.replace(CFG, recalibrate_share=0.5)
+    first = I.update(home, models[0], cfg)
+    assert first.calibrated
+    cal = I.Manifest.load(DataHome(home).index_dir).calibration
+    assert cal["index_tracks"] == 4
+    ingest_many(songs[4:6], home)  # 2 new tracks: not more than half of 4
+    second = I.update(home, models[0], cfg)
+    assert second.added_tracks == 2 and not second.calibrated
+    kept = I.Manifest.load(DataHome(home).index_dir).calibration
+    assert kept["added_since"] == 2 and kept["bins"] == cal["bins"]
+    ingest_many(songs[6:7], home)  # 3 since the calibration: more than half of 4
+    third = I.update(home, models[0], cfg)
+    assert third.calibrated
+    fresh = I.Manifest.load(DataHome(home).index_dir).calibration
+    assert fresh["index_tracks"] == 7 and "added_since" not in fresh

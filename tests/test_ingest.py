@@ -411,3 +411,75 @@ def test_kill_and_resume(prefect_harness, tmp_path):
     assert all(t.status == "ok" and store.has(t.content_hash) for t in tracks)
     assert len(list(store.hashes())) == 30
     assert temp_files(home) == []
+
+
+# ---------------------------------------------------------------- prune
+
+
+def _by_name(home) -> dict:
+    with Catalog(home.catalog_path) as cat:
+        return {Path(t.path).name: t for t in cat.iter_tracks()}
+
+
+def test_prune_marks_deleted_files_missing(home, tmp_path):
+    from audiosim.ingest import ingest_many, prune_missing
+
+    music, other = tmp_path / "music", tmp_path / "other"
+    music.mkdir(), other.mkdir()
+    files = [music / f"{i}.wav" for i in range(3)]
+    for i, p in enumerate(files):
+        sf.write(p, tone(2.0, freq=300 + 100 * i), 8000)
+    elsewhere = other / "x.wav"
+    sf.write(elsewhere, tone(2.0, freq=900), 8000)
+    ingest_many([*files, elsewhere], home)
+    before = _by_name(home)
+    files[1].unlink()
+    elsewhere.unlink()  # gone too, but not under the folder pruned
+
+    res = prune_missing([music], home)
+    assert res.pruned == ((before["1.wav"].id, str(files[1])),)
+    assert res.roots == (str(music),) and res.skipped == ()
+    assert "pruned 1 track(s)" in res.describe()
+    after = _by_name(home)
+    assert (after["1.wav"].status, after["1.wav"].reason) == ("failed", "missing")
+    assert after["1.wav"].content_hash == before["1.wav"].content_hash  # the row keeps its history
+    assert after["0.wav"].ok and after["2.wav"].ok and after["x.wav"].ok
+    assert prune_missing([music], home).pruned == ()  # already marked: nothing new
+
+    sf.write(files[1], tone(2.0, freq=400), 8000)  # the file comes back: same track again
+    [r] = ingest_many([files[1]], home)
+    assert (r.status, r.track_id) == ("added", before["1.wav"].id)
+
+
+def test_prune_refuses_missing_or_empty_roots(home, tmp_path):
+    from audiosim.ingest import ingest_many, prune_missing
+
+    disk = tmp_path / "disk"
+    (disk / "sub").mkdir(parents=True)
+    files = [disk / "sub" / f"{i}.wav" for i in range(2)]
+    for i, p in enumerate(files):
+        sf.write(p, tone(2.0, freq=300 + 100 * i), 8000)
+    (disk / "notes.txt").write_text("not audio\n")
+    ingest_many(files, home)
+    for p in files:  # as if the disk were unmounted, leaving its mount point with no audio
+        p.unlink()
+    res = prune_missing([disk, tmp_path / "nowhere"], home)
+    assert res.pruned == () and res.roots == ()
+    assert [Path(r).name for r, _ in res.skipped] == ["disk", "nowhere"]
+    assert "no audio file" in res.skipped[0][1] and "does not exist" in res.skipped[1][1]
+    assert all(t.ok for t in _by_name(home).values())
+
+
+def test_cli_ingest_prune(prefect_harness, home, tmp_path, capsys):
+    music = tmp_path / "music"
+    music.mkdir()
+    for i in range(2):
+        sf.write(music / f"{i}.wav", tone(2.0, freq=300 + 100 * i), 8000)
+    assert main(["ingest", "-q", "--home", str(home.root), str(music)]) == 0
+    (music / "0.wav").unlink()
+    capsys.readouterr()
+    assert main(["ingest", "--home", str(home.root), "--prune", str(music)]) == 0
+    out, err = capsys.readouterr()
+    assert "pruned 1 track(s) whose file is gone" in out
+    assert f"pruned: {music / '0.wav'}" in err
+    assert _by_name(home)["0.wav"].reason == "missing"

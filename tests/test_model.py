@@ -13,6 +13,7 @@ from audiosim.train import (
     build_validation,
     load_audio_set,
     negative_mask,
+    shifted_similarity,
     split_tracks,
     train_encoder,
     validate,
@@ -73,6 +74,30 @@ def test_negative_mask_excludes_nearby_moments_of_the_same_track():
     assert m[0, 2] and m[0, 3]
 
 
+def test_negative_mask_excludes_repeats_of_the_same_passage():
+    g = torch.Generator().manual_seed(0)
+    segs = torch.randn(4, 64, 60, generator=g)
+    segs[1] = segs[0].roll(8, dims=-1)  # the passage again, 8 frames later (a loop)
+    segs[3] = segs[2] + 0.05 * torch.randn(64, 60, generator=g)  # same sound in another track
+    tracks, times = np.array([0, 0, 1, 2]), np.array([5.0, 65.0, 5.0, 5.0])
+    plain = negative_mask(tracks, times, 2.0)
+    assert plain[0, 1] and plain[2, 3]
+    m = negative_mask(tracks, times, 2.0, segs, max_similarity=0.85, max_lag=16)
+    assert not m[0, 1] and not m[1, 0] and not m[2, 3]
+    assert m[0, 2] and m[1, 3]
+    # a shift beyond max_lag is not forgiven
+    far = negative_mask(tracks, times, 2.0, segs, max_similarity=0.85, max_lag=2)
+    assert far[0, 1]
+
+
+def test_shifted_similarity_finds_the_best_lag():
+    x = torch.randn(2, 8, 60)
+    x[1] = x[0].roll(-8, dims=-1)
+    sim = shifted_similarity(x, 8, step=4)
+    assert sim[0, 1] > 0.99 and torch.allclose(sim, sim.T)
+    assert shifted_similarity(x, 4, step=4)[0, 1] < 0.5
+
+
 @pytest.fixture(scope="module")
 def songbook_sets(tmp_path_factory):
     from audiosim.songbook import write_songbook
@@ -103,6 +128,28 @@ def test_short_training_lowers_loss_and_beats_chance(songbook_sets, tmp_path):
     assert trained["clean"] > untrained["clean"] + 0.15
     assert trained["clean@offset"] > untrained["clean@offset"] + 0.15
     assert trained["mixed-5s@offset"] > untrained["mixed-5s@offset"]
+    # a repeat of the passage counts in @passage, never less than @offset
+    assert all(trained[f"{k}@passage"] >= trained[f"{k}@offset"] for k in ("clean", "mixed-1s", "mixed-5s"))
+
+
+def test_fine_tuning_starts_from_the_given_weights(songbook_sets, tmp_path):
+    train, val = songbook_sets
+    start = Encoder()
+    with torch.no_grad():
+        for p in start.parameters():
+            p.add_(0.01)
+    save_encoder(start, tmp_path / "start.pt", {})
+    cfg = TrainConfig(steps=2, batch_size=8, lr=1e-9, validate_every=2, checkpoint_every=2,
+                      init_from=str(tmp_path / "start.pt"))
+    logs = []
+    train_encoder(train, val, tmp_path / "ft.pt", FC, cfg=cfg, progress=False, log=logs.append)
+    tuned = dict(load_encoder(tmp_path / "ft.pt").named_parameters())
+    # a learning rate of 1e-9 leaves the weights where they started (BatchNorm's
+    # running statistics do move, so compare parameters, not embeddings)
+    for name, p in start.named_parameters():
+        assert torch.allclose(tuned[name], p, atol=1e-6), name
+    assert not torch.allclose(tuned["head.2.weight"], Encoder().head[2].weight, atol=1e-3)
+    assert any("starting from the weights" in m for m in logs)
 
 
 def test_interrupted_training_resumes(songbook_sets, tmp_path):
@@ -122,3 +169,19 @@ def test_interrupted_training_resumes(songbook_sets, tmp_path):
     card = train_encoder(train, val, tmp_path / "fp.pt", FC, cfg=cfg, progress=False, log=logs.append)
     assert any("resuming from step 4" in m for m in logs)
     assert card["history"][-1]["step"] == 8
+
+
+def test_inference_copy_folds_batchnorm_and_gives_the_same_embeddings():
+    model = Encoder()
+    with torch.no_grad():  # non-trivial running statistics, as after training
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-1, 1)
+                m.running_var.uniform_(0.5, 2)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    fast = model.for_inference()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # the original is untouched
+    x = torch.randn(16, FC.n_mels, FC.segment_frames) * 10 - 40
+    assert torch.allclose(fast.embed(x), model.embed(x), atol=1e-5)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from audiosim import retrain as R
 from flows import pipeline as P
 
 
@@ -110,20 +111,20 @@ def test_pipeline_with_a_playlist_writes_the_report(prefect_harness: str, tmp_pa
 
 
 def test_candidate_path_is_one_per_iso_week(tmp_path: Path) -> None:
-    assert P.candidate_path(tmp_path, dt.date(2026, 11, 23)) == tmp_path / "candidates" / "fingerprint-2026-W48.pt"
-    assert P.candidate_path(tmp_path, dt.date(2027, 1, 1)).name == "fingerprint-2026-W53.pt"
+    assert R.candidate_path(tmp_path, dt.date(2026, 11, 23)) == tmp_path / "candidates" / "fingerprint-2026-W48.pt"
+    assert R.candidate_path(tmp_path, dt.date(2027, 1, 1)).name == "fingerprint-2026-W53.pt"
 
 
 def test_is_better_and_scores() -> None:
-    assert P.validation_score({"mixed-1s": 0.5, "mixed-5s": 0.9}) == pytest.approx(0.7)
-    assert P.validation_score({"mixed-1s": 0.5}) is None
-    assert P.validation_score(None) is None
-    assert P.is_better(0.8, 0.7)
-    assert not P.is_better(0.7, 0.7)
-    assert not P.is_better(0.75, 0.7, min_gain=0.1)
-    assert P.is_better(0.1, None)  # nothing to lose
-    assert not P.is_better(None, 0.1)
-    assert not P.is_better(None, None)
+    assert R.validation_score({"mixed-1s": 0.5, "mixed-5s": 0.9}) == pytest.approx(0.7)
+    assert R.validation_score({"mixed-1s": 0.5}) is None
+    assert R.validation_score(None) is None
+    assert R.is_better(0.8, 0.7)
+    assert not R.is_better(0.7, 0.7)
+    assert not R.is_better(0.75, 0.7, min_gain=0.1)
+    assert R.is_better(0.1, None)  # nothing to lose
+    assert not R.is_better(None, 0.1)
+    assert not R.is_better(None, None)
 
 
 def test_promote_replaces_model_and_card_atomically(tmp_path: Path) -> None:
@@ -161,3 +162,18 @@ def test_retrain_promotes_only_a_better_candidate(prefect_harness: str, tmp_path
     else:
         assert current.read_bytes() == before
     assert ("promoted" if promoted else "kept") in _artifact("retrain-decision")
+
+
+def test_cli_gives_the_temporary_prefect_server_ten_minutes_to_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from audiosim import cli
+
+    name = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
+    monkeypatch.setenv(name, "placeholder")  # so that teardown restores the original state
+    monkeypatch.delenv(name)
+    cli._prefect_env_defaults()
+    assert os.environ[name] == "600"
+    monkeypatch.setenv(name, "45")
+    cli._prefect_env_defaults()
+    assert os.environ[name] == "45"  # the user's setting wins
