@@ -15,8 +15,9 @@ Where does absent music come from?
   track is ignored, so the clip behaves like music the index does not hold.
   Tracks that hold the same music as the source (another encoding, an
   edit, a variant; found by :func:`shared_content`) are ignored as well:
-  finding them would be right, not a false match. Nothing beyond the
-  catalogue is needed.
+  finding them would be right, not a false match; so is a clip whose
+  match, checked on the audio, holds the same passage
+  (:func:`drop_shared_passages`). Nothing beyond the catalogue is needed.
 - :func:`calibrate`: clips of files you know are not in the catalogue.
 
 Half the clips are clean, half degraded like real captures (noise at 0 to
@@ -40,7 +41,7 @@ import torch
 
 from . import audio, augment
 from . import features as F
-from .config import AugmentConfig, IndexConfig
+from .config import AugmentConfig, FeatureConfig, IndexConfig
 
 if TYPE_CHECKING:
     from .index import Index
@@ -225,6 +226,18 @@ def excerpt_scores(
     identifying the shorter clip would do (frames are not centred).
     Lengths longer than the excerpt give None.
     """
+    return [None if b is None else b[0] for b in excerpt_best(index, model, wave, lengths, exclude_tracks)]
+
+
+def excerpt_best(
+    index: "Index",
+    model: "Encoder",
+    wave: np.ndarray,
+    lengths: Sequence[float],
+    exclude_tracks: Sequence[int] | int | None = None,
+) -> list[tuple[float, int | None, float] | None]:
+    """Like :func:`excerpt_scores`, with the best candidate of each clip:
+    ``(score, track id or None, offset in seconds)`` per length."""
     from .index import embed_logmel
     from .match import query_hop_frames, score_neighbours
 
@@ -236,17 +249,19 @@ def excerpt_scores(
     vecs, starts = embed_logmel(model, lm, hop)
     times = starts / f.frames_per_second
     nn = index.search(vecs, cfg.neighbours, exclude_tracks=exclude_tracks) if len(vecs) else None
-    out: list[float | None] = []
+    out: list[tuple[float, int | None, float] | None] = []
     for length in lengths:
         if length * f.sample_rate > len(wave) + 1:
             out.append(None)
             continue
         sel = np.flatnonzero(times + f.segment_seconds <= length + 1e-6)
         if nn is None or len(sel) == 0:
-            out.append(0.0)
+            out.append((0.0, None, 0.0))
             continue
         sub = type(nn)(nn.track[sel], nn.time[sel], nn.sim[sel], nn.item[sel])
-        out.append(score_neighbours(sub, times[sel], cfg, hop / f.frames_per_second).score)
+        res = score_neighbours(sub, times[sel], cfg, hop / f.frames_per_second)
+        best = res.candidates[0] if res.candidates else None
+        out.append((res.score, None if best is None else int(best.track), 0.0 if best is None else float(best.offset)))
     return out
 
 
@@ -305,17 +320,72 @@ def _score_excerpts(
     g: torch.Generator,
     progress: Callable[[str, dict], None] | None,
 ) -> list[list[float | None]]:
-    """Degrade every other excerpt (its first half second is reverb context), then score."""
+    """Degrade every other excerpt (its first half second is reverb context), then
+    score; per excerpt and length ``(score, best track, offset)`` or None."""
     sr = model.features.sample_rate
     ctx = sr // 2
     scores = []
     for i, (x, ex) in enumerate(zip(excerpts, exclude)):
         t = torch.from_numpy(x)[None]
         y = augment.Degrader(AugmentConfig(), sr)(t, t.shape[1] - ctx, g)[0] if i % 2 else t[0, ctx:]
-        scores.append(excerpt_scores(index, model, y.numpy(), lengths, ex))
+        scores.append(excerpt_best(index, model, y.numpy(), lengths, ex))
         if progress and (i + 1) % 50 == 0:
             progress("calibrate-clips", {"done": i + 1, "total": len(excerpts)})
     return scores
+
+
+def drop_shared_passages(
+    best: list[list[tuple[float, int | None, float] | None]],
+    excerpts: list[np.ndarray],
+    paths: dict[int, str],
+    lengths: Sequence[float],
+    features: FeatureConfig,
+    top_share: float = 0.1,
+    min_similarity: float = 0.85,
+) -> tuple[list[list[float | None]], int]:
+    """Scores with the clips that did find their own music removed.
+
+    A leave-one-track-out clip stands in for absent music only if the track
+    it matched does not hold the same passage: catalogues repeat music across
+    files (variants, medleys, a shared intro) more often than
+    :func:`shared_content`'s track-level test catches. Among the
+    ``top_share`` highest-scoring clips of each length (the ones that set the
+    threshold), a clip is dropped when the clean audio of the matched track at
+    the matched offset correlates above ``min_similarity`` with the clip's
+    clean source (log-mel, best shift up to 0.25 s,
+    :func:`~audiosim.features.shifted_similarity`).
+
+    Returns
+    -------
+    scores : list of list of float or None
+        Per excerpt and length; dropped clips are None.
+    dropped : int
+        Clips dropped, over all lengths.
+    """
+    sr = features.sample_rate
+    ctx = sr // 2
+    scores = [[None if b is None else b[0] for b in row] for row in best]
+    lag = F.seconds_to_frames(0.25, features)
+    dropped = 0
+    for j, length in enumerate(lengths):
+        rows = [i for i, row in enumerate(best) if row[j] is not None and row[j][1] in paths]
+        rows.sort(key=lambda i: -best[i][j][0])
+        n = int(length * sr)
+        for i in rows[: max(1, math.ceil(top_share * len(rows)))]:
+            _, track, offset = best[i][j]
+            clean = excerpts[i][ctx : ctx + n]
+            try:
+                found = read_excerpt(paths[track], offset, length, sr)
+            except audio.AudioError:
+                continue
+            if len(clean) < n:
+                continue
+            with torch.inference_mode():
+                lm = F.log_mel(torch.from_numpy(np.stack([clean, found]).astype(np.float32)), features)
+            if float(F.shifted_similarity(lm, lag)[0, 1]) > min_similarity:
+                scores[i][j] = None
+                dropped += 1
+    return scores, dropped
 
 
 def calibrate_leave_one_out(
@@ -407,7 +477,10 @@ def calibrate_leave_one_out(
         exclude.append(tid)
     shared = shared_content(index)
     excluded = [sorted({tid, *shared.get(tid, ())}) for tid in exclude]
-    scores = _score_excerpts(index, model, excerpts, excluded, lengths, g, progress)
+    best = _score_excerpts(index, model, excerpts, excluded, lengths, g, progress)
+    scores, dropped = drop_shared_passages(best, excerpts, paths, lengths, model.features)
+    if progress and dropped:
+        progress("calibrate-shared", {"dropped": dropped})
     bins = _bins(scores, lengths, model, cfg)
     if not bins:
         return None
@@ -484,7 +557,8 @@ def calibrate(
                 if 10 * np.log10(float(np.mean(piece[ctx:] ** 2)) + 1e-12) > enc.features.silence_db:
                     break
             excerpts.append(np.ascontiguousarray(piece, dtype=np.float32))
-        scores = _score_excerpts(idx, enc, excerpts, [None] * len(excerpts), lengths, g, None)
+        scores = [[None if b is None else b[0] for b in row]
+                  for row in _score_excerpts(idx, enc, excerpts, [None] * len(excerpts), lengths, g, None)]
         cal = Calibration(
             "absent-music", cfg.max_false_match if max_false_match is None else float(max_false_match),
             _bins(scores, lengths, enc, cfg), tracks=len(waves), model_digest=model_digest(enc),

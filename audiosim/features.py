@@ -141,3 +141,31 @@ def normalise(segs: torch.Tensor) -> torch.Tensor:
 def seconds_to_frames(seconds: float, config: FeatureConfig = FeatureConfig()) -> int:
     """Nearest whole number of frames (at least 1) for a duration."""
     return max(1, round(seconds * config.frames_per_second))
+
+
+def shifted_similarity(segments: torch.Tensor, max_lag: int, step: int = 4) -> torch.Tensor:
+    """Pairwise correlation of log-mel segments at their best relative shift.
+
+    Parameters
+    ----------
+    segments : torch.Tensor
+        ``(n, n_mels, frames)`` log-mel segments.
+    max_lag : int
+        Largest shift tried, in frames (both directions, every ``step``).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(n, n)`` symmetric matrix of Pearson correlations in [-1, 1].
+    """
+    frames = segments.shape[-1]
+    max_lag = min(max_lag, frames // 2)
+    best = None
+    for lag in range(-max_lag, max_lag + 1, max(1, step)):
+        x = segments[:, :, max(lag, 0) : frames + min(lag, 0)].flatten(1)
+        y = segments[:, :, max(-lag, 0) : frames + min(-lag, 0)].flatten(1)
+        x = x - x.mean(1, keepdim=True)
+        y = y - y.mean(1, keepdim=True)
+        c = (x / x.norm(dim=1, keepdim=True).clamp_min(1e-8)) @ (y / y.norm(dim=1, keepdim=True).clamp_min(1e-8)).T
+        best = c if best is None else torch.maximum(best, c)
+    return torch.maximum(best, best.T)

@@ -289,10 +289,10 @@ def mark_repeats(df: pd.DataFrame, load_wave, fc: FeatureConfig, min_similarity:
     of its track) and the corpus holds a few duplicates (the same music in
     two files). "Repeats" means the two clean log-mels, over the clip's
     length, correlate above ``min_similarity`` at some shift up to 0.25 s
-    (:func:`audiosim.train.shifted_similarity`). ``load_wave(content_hash)``
+    (:func:`audiosim.features.shifted_similarity`). ``load_wave(content_hash)``
     returns a track's 8 kHz waveform or None.
     """
-    from audiosim.train import shifted_similarity
+    from audiosim.features import shifted_similarity
 
     df = df.copy()
     same = ((df.found == df.truth) & ((df.offset - df.t0).abs() <= 0.5)).to_numpy().copy()

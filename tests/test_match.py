@@ -246,3 +246,28 @@ def test_cli_identify_and_monitor(songbook_index, tmp_path: Path, capsys: pytest
 
     assert main(["identify", str(present), "--home", str(tmp_path / "nowhere")]) == 2
     assert "no index" in capsys.readouterr().err
+
+
+def test_calibration_drops_clips_that_found_their_own_music(tmp_path):
+    """A leave-one-out clip whose match holds the same passage is not absent music."""
+    from audiosim.calibrate import drop_shared_passages
+    from audiosim.config import FeatureConfig
+    from audiosim.songbook import render, songbook_specs
+
+    fc = FeatureConfig()
+    sr = fc.sample_rate
+    a, b = (render(s, sr) for s in songbook_specs(2, seconds=12.0))
+    medley = np.concatenate([b[: 4 * sr], a[2 * sr : 8 * sr]])  # holds a's 2-8 s from 4 s on
+    sf.write(tmp_path / "medley.wav", medley, sr)
+    sf.write(tmp_path / "b.wav", b, sr)
+    paths = {2: str(tmp_path / "medley.wav"), 3: str(tmp_path / "b.wav")}
+    ctx = sr // 2
+    excerpt = a[2 * sr - ctx : 5 * sr].astype(np.float32)  # 3 s of a from 2 s, plus context
+    best = [
+        [(20.0, 2, 4.0)],  # matched the medley where it copies a: the same passage
+        [(19.0, 3, 1.0)],  # matched another song: a real false match
+        [(18.0, 2, 0.5)],  # the medley, but where it plays b
+    ]
+    scores, dropped = drop_shared_passages(best, [excerpt] * 3, paths, [3.0], fc, top_share=1.0)
+    assert dropped == 1
+    assert scores == [[None], [19.0], [18.0]]
