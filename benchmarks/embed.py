@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default=str(DEFAULT_FINGERPRINT_MODEL))
     ap.add_argument("--segments", type=int, default=8192, help="segments per timed run")
     ap.add_argument("--threads", default="1,2", help="comma list of torch thread counts")
-    ap.add_argument("--batch-sizes", default="256,1024", help="comma list of batch sizes")
+    ap.add_argument("--batch-sizes", default="64,128,256,1024", help="comma list of batch sizes")
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args(argv)
     model = load_encoder(args.model)
