@@ -8,16 +8,19 @@ length apart when the song allows), both lightly degraded
 speed and codec). The two clips of a song are anchor and positive; every
 clip of another song in the batch is a candidate negative
 (:func:`~audiosim.triplet.mine_triplets`, semi-hard then batch-hard, cosine
-distance). A song's vector is then the normalised mean of its clip
-embeddings (:mod:`audiosim.similarity`).
+distance). With ``--soundtrack-negatives`` (``train_groups``), songs of the
+anchor's soundtrack (folder labels of the *training* songs) are not
+negatives either; positives stay song-level. A song's vector is then the
+normalised mean of its clip embeddings (:mod:`audiosim.similarity`).
 
-Data, split and schedule come from :mod:`audiosim.train`: the cached 8 kHz
+Data, split and loop come from :mod:`audiosim.train`: the cached 8 kHz
 waveforms (:func:`~audiosim.train.load_audio_set`), the fingerprint model's
 track-level split (only its *training* side is used here; a further
 hash split of it selects the checkpoint, so held-out tracks stay unseen for
-the benchmark), warm-up plus cosine learning rate
-(:func:`~audiosim.train.lr_at`) and the mining schedule
-(:func:`~audiosim.train.mining_at`).
+the benchmark), and :func:`~audiosim.train.fit_triplets` (steps, warm-up
+plus cosine learning rate, mining schedule, best and running checkpoints,
+resume); this module only supplies the pair sampler, the selection metrics
+and the selection score (:class:`~audiosim.train.TripletTask`).
 
 Run it as ``python -m audiosim.train_similarity --help``.
 """
@@ -25,7 +28,6 @@ Run it as ``python -m audiosim.train_similarity --help``.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import platform
@@ -35,17 +37,15 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from . import augment, features
 from .config import (
     SIMILARITY_AUGMENT, SIMILARITY_MODEL, SIMILARITY_TRAIN, AugmentConfig, FeatureConfig, ModelConfig,
     SimilarityConfig, TrainConfig, similarity_features,
 )
-from .model import Encoder, file_digest, load_checkpoint, save_encoder
+from .model import Encoder, file_digest, load_checkpoint
 from .similarity import clip_vectors, cosine_matrix, mean_vector
-from .train import AudioSet, TrackRef, load_audio_set, lr_at, mining_at, split_tracks, track_refs
-from .triplet import mine_triplets
+from .train import AudioSet, TrackRef, TripletTask, fit_triplets, load_audio_set, split_tracks, track_refs
 
 DEV_PACKAGES = (
     "fretsonfire-songs-muldjord fretsonfire-songs-sectoid drascula-music asc-music lincity-ng-data "
@@ -208,6 +208,24 @@ def _init_from(model: Encoder, path: str | Path, log: Callable[[str], None]) -> 
     log(f"initialised {len(take)} of {len(own)} tensors from {path}")
 
 
+def song_negatives(songs: np.ndarray, groups: np.ndarray | None = None) -> torch.Tensor:
+    """``mask[i, j]``: clip ``j`` may be a negative for anchor ``i``.
+
+    Parameters
+    ----------
+    songs : np.ndarray
+        Song index of every item in the batch.
+    groups : np.ndarray, optional
+        A group label per song index (e.g. its soundtrack); items of the same
+        group as the anchor are then not negatives either.
+    """
+    allowed = songs[:, None] != songs[None, :]
+    if groups is not None:
+        g = np.asarray(groups)[songs]
+        allowed &= g[:, None] != g[None, :]
+    return torch.from_numpy(allowed)
+
+
 def train_similarity(
     train_data: AudioSet,
     select_data: AudioSet,
@@ -219,24 +237,27 @@ def train_similarity(
     sim_cfg: SimilarityConfig = SimilarityConfig(),
     card: dict | None = None,
     select_labels: Sequence[str] | None = None,
+    train_groups: Sequence[str] | None = None,
     init: str | Path | None = None,
     max_minutes: float | None = None,
+    resume: bool = True,
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> dict:
     """Train with song-level triplets; keep the best checkpoint at ``out``.
 
-    Every ``cfg.validate_every`` steps the songs of ``select_data`` (never
-    trained on) are embedded and scored with :func:`retrieval_metrics`; the
-    checkpoint with the best mean of ``half_top1`` and ``clip_top1`` is
-    saved at ``out`` with a card.
+    The loop is :func:`audiosim.train.fit_triplets` (running checkpoint
+    ``<out>.last.pt``, resumed with ``resume``). Every ``cfg.validate_every``
+    steps the songs of ``select_data`` (never trained on) are embedded and
+    scored with :func:`retrieval_metrics`; the checkpoint with the best mean
+    of ``half_top1`` and ``clip_top1`` is saved at ``out`` with a card (its
+    metrics under ``selection``).
 
-    ``init`` copies matching weights from another checkpoint first (the
-    fingerprint encoder's convolutions are a good start). With
-    ``max_minutes``, the pace so far (after 20 steps, then at every
-    validation, validation time included) may cut the number of steps so
-    that training fits the budget; the learning-rate and mining schedules
-    follow the new length.
+    ``train_groups`` (a label per training song, e.g. its soundtrack) stops
+    songs of the anchor's group from serving as negatives. ``init`` copies
+    matching weights from another checkpoint first (the fingerprint
+    encoder's convolutions are a good start). ``max_minutes`` may cut the
+    number of steps to fit (see :func:`~audiosim.train.fit_triplets`).
 
     Returns
     -------
@@ -249,16 +270,15 @@ def train_similarity(
     torch.manual_seed(cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
     model = Encoder(model_cfg, f)
-    if init:
-        _init_from(model, init, log)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     pairs = SongPairs(train_data, f, augment_cfg)
+    groups = None if train_groups is None else np.asarray(train_groups)
     base = dict(card or {})
     base.update(
         kind="song-similarity encoder",
         train_config=cfg.to_dict(),
         augment_config=augment_cfg.to_dict(),
         similarity_config=sim_cfg.to_dict(),
+        negatives="clips of other songs" + ("" if groups is None else " of another soundtrack (training labels)"),
         init=dict(path=str(init), digest=file_digest(init)) if init else None,
         train_tracks=len(train_data.names),
         train_hours=round(train_data.hours, 2),
@@ -267,58 +287,18 @@ def train_similarity(
         hardware=f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"{torch.get_num_threads()} torch threads, torch {torch.__version__}",
     )
-    history: list[dict] = []
-    best, t0 = -1.0, time.time()
-    run_loss = run_active = 0.0
-    bar = tqdm(total=cfg.steps, desc="training", unit="step", disable=not progress)
-    model.train()
-    step = 0
-    while step < cfg.steps:
-        step += 1
-        if max_minutes and (step == 21 or (step > 21 and (step - 1) % cfg.validate_every == 0)):
-            # re-plan from the pace so far (the machine may be shared): shrink, never grow
-            pace = (time.time() - t0) / (step - 1)
-            left = max_minutes * 60 - (time.time() - t0)
-            fit = step - 1 + int(left / pace)
-            if fit < cfg.steps:
-                cfg = dataclasses.replace(cfg, steps=max(fit, step))
-                base["train_config"] = cfg.to_dict()
-                bar.total = cfg.steps
-                log(f"{pace:.2f} s/step so far: training {cfg.steps} steps to fit {max_minutes:g} minutes")
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step - 1, cfg)
-        anchors, positives, tr = pairs(cfg.batch_size, g)
-        emb = model(torch.cat([anchors, positives]))
-        a, p = emb[: cfg.batch_size], emb[cfg.batch_size :]
-        mask = torch.from_numpy(tr[:, None] != tr[None, :])
-        mined = mine_triplets(a, p, cfg.margin, mining_at(step - 1, cfg), cfg.distance, mask)
-        opt.zero_grad(set_to_none=True)
-        mined.loss.backward()
-        opt.step()
-        loss_value = float(mined.loss.detach())
-        run_loss = loss_value if step == 1 else 0.98 * run_loss + 0.02 * loss_value
-        run_active = mined.active if step == 1 else 0.98 * run_active + 0.02 * mined.active
-        bar.update(1)
-        bar.set_postfix(loss=f"{run_loss:.3f}", active=f"{run_active:.2f}")
-        if step % cfg.validate_every == 0 or step == cfg.steps:
-            model.eval()
-            metrics = retrieval_metrics(song_clip_vectors(select_data, model, sim_cfg), select_labels)
-            model.train()
-            score = (metrics["half_top1"] + metrics["clip_top1"]) / 2
-            entry = dict(step=step, minutes=round((time.time() - t0) / 60, 2), loss=round(run_loss, 4),
-                         active=round(run_active, 3), **{k: round(v, 4) for k, v in metrics.items()})
-            history.append(entry)
-            log(json.dumps(entry))
-            if score > best:
-                best = score
-                save_encoder(model, out, dict(base, step=step, selection=entry, history=history,
-                                              training_minutes=entry["minutes"]))
-    bar.close()
-    final = load_checkpoint(out)
-    final_card = dict(final["card"], history=history, total_training_minutes=round((time.time() - t0) / 60, 2))
-    model.load_state_dict(final["state_dict"])
-    save_encoder(model, out, final_card)
-    return final_card
+
+    def sample(n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        anchors, positives, songs = pairs(n, g)
+        return anchors, positives, song_negatives(songs, groups)
+
+    def select(m: Encoder) -> dict[str, float]:
+        return retrieval_metrics(song_clip_vectors(select_data, m, sim_cfg), select_labels)
+
+    task = TripletTask(sample, select, lambda v: (v["half_top1"] + v["clip_top1"]) / 2, record_as="selection")
+    return fit_triplets(model, task, out, cfg, g, base, resume=resume,
+                        init=(lambda m: _init_from(m, init, log)) if init else None,
+                        max_minutes=max_minutes, progress=progress, log=log)
 
 
 # --------------------------------------------------------------------------
@@ -340,6 +320,12 @@ def split_by_file(refs: Sequence[TrackRef], split_path: str | Path) -> tuple[lis
             [r for r in refs if r.content_hash not in train | held])
 
 
+def _labels(refs: Sequence[TrackRef], data: AudioSet) -> list[str]:
+    """The soundtrack of every song of ``data`` (loaded from ``refs``, in its order)."""
+    by_name = {r.name or Path(r.path).name: r for r in refs}
+    return [soundtrack(by_name[n].path) for n in data.names]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m audiosim.train_similarity", description=__doc__.split("\n")[0])
     p.add_argument("--corpus", type=Path, required=True, help="text file, one audio path per line")
@@ -356,6 +342,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=0, help="use only the first N training tracks (smoke tests)")
     p.add_argument("--init", type=Path, default=None, help="copy matching weights from this checkpoint first")
     p.add_argument("--max-minutes", type=float, default=None, help="fit the training into this many minutes")
+    p.add_argument("--soundtrack-negatives", action="store_true",
+                   help="songs of the anchor's soundtrack (training-split folder labels) are not negatives")
+    p.add_argument("--no-resume", action="store_true", help="start afresh even if <out>.last.pt exists")
     args = p.parse_args(argv)
 
     paths = [line.strip() for line in args.corpus.read_text().splitlines() if line.strip()]
@@ -385,10 +374,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
         trained_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )
-    labels = [soundtrack(r.path) for r in select if r.name in set(select_data.names)]
-    train_similarity(fit_data, select_data, args.out, f, cfg=cfg, card=card,
-                     select_labels=labels if len(labels) == len(select_data.names) else None, init=args.init,
-                     max_minutes=args.max_minutes)
+    labels = _labels(select, select_data)
+    groups = _labels(fit, fit_data) if args.soundtrack_negatives else None
+    train_similarity(fit_data, select_data, args.out, f, cfg=cfg, card=card, select_labels=labels,
+                     train_groups=groups, init=args.init, max_minutes=args.max_minutes, resume=not args.no_resume)
     return 0
 
 

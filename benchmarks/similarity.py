@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     p1 = {name: per_track_precision(v, labels, 1).mean() for name, v in
           (("learned song vectors", learned), ("MFCC mean+std, 22 kHz", mf22), ("MFCC mean+std, 8 kHz", mf8))}
     print(f"\nHeld-out tracks: {n} from {len(counts)} soundtracks; model {model.digest} "
-          f"({model.card.get('total_training_minutes', '?')} min training); {time.perf_counter() - t0:.0f} s "
+          f"({model.card.get('total_training_minutes', (model.card.get('history') or [{}])[-1].get('minutes', '?'))} min training); {time.perf_counter() - t0:.0f} s "
           f"(learned vectors {t_learned:.0f} s)\n")
     table = pd.DataFrame({
         "method": list(results) + ["chance (random ranking)", "ceiling (perfect ranking)"],

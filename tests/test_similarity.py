@@ -8,14 +8,18 @@ import numpy as np
 import pytest
 import torch
 
-from audiosim.config import SIMILARITY_AUGMENT, SIMILARITY_MODEL, ConfigMismatchError, SimilarityConfig, similarity_features
+from audiosim.config import (
+    SIMILARITY_AUGMENT, SIMILARITY_MODEL, SIMILARITY_TRAIN, ConfigMismatchError, SimilarityConfig, similarity_features,
+)
 from audiosim.model import Encoder, save_encoder
 from audiosim.similarity import (
     DEFAULT_SIMILARITY_MODEL, build_index, clip_starts, ensure_index, load_similarity_model, open_index, similar,
     song_clips, song_vector,
 )
 from audiosim.train import AudioSet
-from audiosim.train_similarity import SongPairs, precision_at_k, retrieval_metrics, soundtrack
+from audiosim.train_similarity import (
+    SongPairs, precision_at_k, retrieval_metrics, song_negatives, soundtrack, train_similarity,
+)
 
 SMALL = SimilarityConfig(clip_hop_seconds=1.0, max_clips=8, n_trees=4)
 
@@ -179,3 +183,31 @@ def test_shipped_model_tells_songs_apart(tmp_path):
                     [str(i) for i in range(10)], [], 8000)
     m = retrieval_metrics(song_clip_vectors(data, model, SimilarityConfig(clip_hop_seconds=1.0)))
     assert m["half_top1"] >= 0.8, m
+
+
+def test_song_negatives_leave_out_the_song_and_optionally_its_group():
+    songs = np.array([0, 1, 2, 0])
+    plain = song_negatives(songs)
+    assert not plain[0, 3] and not plain[0, 0] and plain[0, 1] and plain[1, 2]
+    grouped = song_negatives(songs, np.array(["a", "a", "b"]))
+    assert not grouped[0, 1] and not grouped[1, 3] and grouped[0, 2] and grouped[2, 1]
+    assert torch.equal(grouped, grouped.T)
+
+
+def test_short_song_training_keeps_the_best_checkpoint_and_resumes(tmp_path):
+    from audiosim.config import TrainConfig
+
+    data = _toy_audio_set(n_songs=4, seconds=12.0)
+    cfg = TrainConfig.from_dict({**SIMILARITY_TRAIN.to_dict(), "steps": 4, "batch_size": 4, "validate_every": 2,
+                                 "checkpoint_every": 2})
+    out = tmp_path / "sim.pt"
+    logs: list[str] = []
+    card = train_similarity(data, data, out, cfg=cfg, sim_cfg=SMALL, train_groups=["a", "a", "b", "b"],
+                            progress=False, log=logs.append)
+    assert [h["step"] for h in card["history"]] == [2, 4]
+    assert card["selection"]["step"] == card["step"] and "half_top1" in card["selection"]
+    assert "another soundtrack" in card["negatives"]
+    assert load_similarity_model(out).card["step"] == card["step"]
+    # a rerun with the same config resumes from the running checkpoint (here: already finished)
+    again = train_similarity(data, data, out, cfg=cfg, sim_cfg=SMALL, progress=False, log=logs.append)
+    assert any("resuming from step 4" in m for m in logs) and again["history"] == card["history"]
