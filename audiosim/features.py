@@ -169,3 +169,26 @@ def shifted_similarity(segments: torch.Tensor, max_lag: int, step: int = 4) -> t
         c = (x / x.norm(dim=1, keepdim=True).clamp_min(1e-8)) @ (y / y.norm(dim=1, keepdim=True).clamp_min(1e-8)).T
         best = c if best is None else torch.maximum(best, c)
     return torch.maximum(best, best.T)
+
+
+def passage_similarity(a: torch.Tensor, b: torch.Tensor, window: int, max_lag: int) -> float:
+    """How alike two equally long log-mels are, window by window.
+
+    The median over consecutive windows of ``window`` frames of their
+    :func:`shifted_similarity` (each window at its own best shift up to
+    ``max_lag`` frames), so a variant mixed a little differently, or
+    drifting by a few frames over ten seconds, still reads as the same
+    passage while a different passage does not.
+
+    Parameters
+    ----------
+    a, b : torch.Tensor
+        ``(n_mels, frames)`` log-mels of the same length.
+    window, max_lag : int
+        Frames.
+    """
+    pair = torch.stack([a, b])
+    frames = pair.shape[-1]
+    starts = range(0, max(1, frames - window + 1), window) if frames >= window else [0]
+    sims = [float(shifted_similarity(pair[:, :, s : s + window], max_lag)[0, 1]) for s in starts]
+    return float(np.median(sims))

@@ -175,3 +175,18 @@ def test_mel_transform_is_cached_per_config():
     other = FeatureConfig(n_mels=32)
     assert F.mel_transform(other) is not F.mel_transform(C)
     assert F.log_mel(torch.from_numpy(rich(1.0)), other).shape[0] == 32
+
+
+def test_passage_similarity_tolerates_drift_but_not_another_passage():
+    from audiosim.features import passage_similarity, shifted_similarity
+
+    g = torch.Generator().manual_seed(0)
+    smooth = torch.nn.functional.avg_pool1d(torch.randn(64, 640, generator=g)[None], 9, 1, 4)[0]
+    # the same passage drifting by up to 12 frames over 10 s (a slightly different tempo), remixed
+    drift = torch.stack([smooth[:, min(639, int(i * 1.02))] for i in range(600)], dim=1)
+    remix = drift + 0.1 * torch.randn(64, 600, generator=g)
+    other = torch.nn.functional.avg_pool1d(torch.randn(64, 600, generator=g)[None], 9, 1, 4)[0]
+    assert passage_similarity(smooth[:, :600], remix, 60, 16) > 0.8
+    assert passage_similarity(smooth[:, :600], other, 60, 16) < 0.3
+    # one shift for the whole 10 s cannot follow the drift
+    assert shifted_similarity(torch.stack([smooth[:, :600], remix]), 16)[0, 1] < 0.8

@@ -81,7 +81,7 @@ def test_report_stage_runs_only_with_a_playlist(prefect_harness: str, tmp_path: 
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
     monkeypatch.setattr(P, "report_flow", lambda playlist, home: calls.append((playlist, home)) or "report.html")
-    monkeypatch.setattr(P, "index_flow", lambda **kw: calls.append(("index", kw["home"])) or [])
+    monkeypatch.setattr(P, "run_index", lambda task_runner, **kw: calls.append(("index", kw["home"])) or [])
     folder = [str(music[0].parent)]
     out = P.pipeline_flow(folder, home=str(home.root))
     assert out["report"] is None and calls == [("index", str(home.root))]
