@@ -973,9 +973,9 @@ def resolve_model(
 def _temp_path(final: Path) -> Path:
     # Named like audiosim.store's temp files, so clean_temp_files removes a
     # dead writer's leftovers.
-    from .store import _temp_prefix
+    from .store import temp_prefix
 
-    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(final), suffix=".tmp", dir=final.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(final), suffix=".tmp", dir=final.parent)
     os.close(fd)
     return Path(tmp)
 
@@ -1031,7 +1031,7 @@ class _ShardWriter:
 
         No manifest lists them yet, so readers cannot see them.
         """
-        from .store import _fsync_dir
+        from .store import fsync_dir
 
         built = _now()
         atomic_save_npy(self.directory / f"{self.name}.ids.npy", self.id_map())
@@ -1045,7 +1045,7 @@ class _ShardWriter:
         self.ann.unload()
         _fsync_path(self.tmp_ann)
         os.replace(self.tmp_ann, self.final_ann)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
         return ShardInfo(self.name, self.n, tuple(self.tracks), tuple(self.seconds), self.config.n_trees, built)
 
     def discard(self) -> None:

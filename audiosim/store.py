@@ -46,13 +46,15 @@ FILE_MODE = 0o666 & ~_UMASK
 # --------------------------------------------------------------------------
 
 
-def _temp_prefix(path: Path) -> str:
+def temp_prefix(path: Path) -> str:
+    """Name prefix of the temporary files written before ``path`` is renamed into place."""
     # ".<name>.<host>-<pid>." lets clean_temp tell a dead writer's leftovers
     # from a live writer's file in progress.
     return f".{path.name}.{_HOST}-{os.getpid()}."
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Flush a folder's entries to disk, so a rename inside it survives a crash (best effort)."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:
@@ -92,7 +94,7 @@ def atomic_open(path: str | Path, mode: str = "wb", *, encoding: str | None = No
         raise ValueError(f"atomic_open supports modes 'wb' and 'w', not {mode!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=TEMP_SUFFIX, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, mode, encoding=(encoding or "utf-8") if mode == "w" else None) as f:
@@ -104,7 +106,7 @@ def atomic_open(path: str | Path, mode: str = "wb", *, encoding: str | None = No
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -140,7 +142,7 @@ def atomic_save_npy(path: str | Path, array: np.ndarray) -> None:
 def _create_exclusive(path: Path, data: bytes) -> bool:
     """Atomically create ``path`` with ``data`` unless it exists; True if created."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=TEMP_SUFFIX, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as f:
@@ -151,7 +153,7 @@ def _create_exclusive(path: Path, data: bytes) -> bool:
             os.link(tmp, path)  # fails if path exists: no race between writers
         except FileExistsError:
             return False
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
         return True
     finally:
         with contextlib.suppress(OSError):
