@@ -212,23 +212,6 @@ def read_excerpt(path: str | Path, start: float, seconds: float, sample_rate: in
 # --------------------------------------------------------------------------
 
 
-def excerpt_scores(
-    index: "Index",
-    model: "Encoder",
-    wave: np.ndarray,
-    lengths: Sequence[float],
-    exclude_tracks: Sequence[int] | int | None = None,
-) -> list[float | None]:
-    """Scores of the clips made of the first ``L`` seconds of ``wave``, for each ``L``.
-
-    The excerpt is segmented, embedded and searched once; each clip votes
-    over the segments that lie inside it, which is exactly what
-    identifying the shorter clip would do (frames are not centred).
-    Lengths longer than the excerpt give None.
-    """
-    return [None if b is None else b[0] for b in excerpt_best(index, model, wave, lengths, exclude_tracks)]
-
-
 def excerpt_best(
     index: "Index",
     model: "Encoder",
@@ -236,8 +219,18 @@ def excerpt_best(
     lengths: Sequence[float],
     exclude_tracks: Sequence[int] | int | None = None,
 ) -> list[tuple[float, int | None, float] | None]:
-    """Like :func:`excerpt_scores`, with the best candidate of each clip:
-    ``(score, track id or None, offset in seconds)`` per length."""
+    """Score the clips made of the first ``L`` seconds of ``wave``, for each ``L``.
+
+    The excerpt is segmented, embedded and searched once; each clip votes
+    over the segments that lie inside it, which is exactly what
+    identifying the shorter clip would do (frames are not centred).
+
+    Returns
+    -------
+    list
+        Per length, ``(score, best track id or None, its offset in
+        seconds)``, or None when the length exceeds the excerpt.
+    """
     from .index import embed_logmel
     from .match import query_hop_frames, score_neighbours
 
@@ -334,6 +327,11 @@ def _score_excerpts(
     return scores
 
 
+def _scores(best: list[list[tuple[float, int | None, float] | None]]) -> list[list[float | None]]:
+    """The scores alone of :func:`excerpt_best` results."""
+    return [[None if b is None else b[0] for b in row] for row in best]
+
+
 def drop_shared_passages(
     best: list[list[tuple[float, int | None, float] | None]],
     excerpts: list[np.ndarray],
@@ -367,7 +365,7 @@ def drop_shared_passages(
     """
     sr = features.sample_rate
     ctx = sr // 2
-    scores = [[None if b is None else b[0] for b in row] for row in best]
+    scores = _scores(best)
     lag = F.seconds_to_frames(0.25, features)
     dropped = 0
     for j, length in enumerate(lengths):
@@ -560,8 +558,7 @@ def calibrate(
                 if 10 * np.log10(float(np.mean(piece[ctx:] ** 2)) + 1e-12) > enc.features.silence_db:
                     break
             excerpts.append(np.ascontiguousarray(piece, dtype=np.float32))
-        scores = [[None if b is None else b[0] for b in row]
-                  for row in _score_excerpts(idx, enc, excerpts, [None] * len(excerpts), lengths, g, None)]
+        scores = _scores(_score_excerpts(idx, enc, excerpts, [None] * len(excerpts), lengths, g, None))
         cal = Calibration(
             "absent-music", cfg.max_false_match if max_false_match is None else float(max_false_match),
             _bins(scores, lengths, enc, cfg), tracks=len(waves), model_digest=model_digest(enc),
