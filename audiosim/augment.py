@@ -44,7 +44,12 @@ def coloured_noise(batch: int, samples: int, exponent: torch.Tensor, g: torch.Ge
 
 
 def synthetic_rir(
-    batch: int, samples: int, sample_rate: int, rt60: torch.Tensor, g: torch.Generator | None = None
+    batch: int,
+    samples: int,
+    sample_rate: int,
+    rt60: torch.Tensor,
+    g: torch.Generator | None = None,
+    hf_ratio: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Room impulse responses: a direct path then exponentially decaying noise.
 
@@ -52,14 +57,29 @@ def synthetic_rir(
     ----------
     rt60 : Tensor, shape (batch,)
         Reverberation time in seconds (time for a 60 dB decay).
+    hf_ratio : Tensor, shape (batch,), optional
+        Reverberation time above a crossover (drawn between 1 and 3 kHz, or
+        below Nyquist) as a share of ``rt60``. Real rooms and air absorb
+        high frequencies faster, so values under 1 give the darker tails
+        of real halls; None keeps the decay the same at every frequency.
 
     Returns
     -------
     Tensor, shape (batch, samples), unit energy.
     """
     t = torch.arange(samples, dtype=torch.float32) / sample_rate
+    noise = torch.randn(batch, samples, generator=g)
     decay = torch.exp(-6.9078 * t[None, :] / rt60[:, None])  # ln(1000) = 60 dB
-    rir = torch.randn(batch, samples, generator=g) * decay
+    if hf_ratio is None:
+        rir = noise * decay
+    else:
+        n = _fft_size(samples)
+        freqs = torch.fft.rfftfreq(n, 1.0 / sample_rate)
+        cross = torch.minimum(_uniform(batch, 1000.0, 3000.0, g), torch.tensor(0.4 * sample_rate))
+        low_gain = torch.sigmoid((cross[:, None] - freqs[None, :]) / (0.1 * cross[:, None]))
+        low = torch.fft.irfft(torch.fft.rfft(noise, n=n) * low_gain, n=n)[:, :samples]
+        hf_decay = torch.exp(-6.9078 * t[None, :] / (rt60 * hf_ratio).clamp_min(0.02)[:, None])
+        rir = low * decay + (noise - low) * hf_decay
     onset = (0.002 + 0.02 * torch.rand(batch, generator=g)) * sample_rate  # pre-delay of the tail
     rir = rir * (torch.arange(samples)[None, :] >= onset[:, None])
     rir[:, 0] = 1.0 + 2.0 * torch.rand(batch, generator=g)  # direct-to-reverberant ratio varies
@@ -205,7 +225,8 @@ class Degrader:
         sr = self.sample_rate
         rir_len = min(n - keep, sr // 2) if n > keep else sr // 4
         if rir_len > 0:
-            rir = synthetic_rir(b, rir_len, sr, _uniform(b, *c.rt60, g), g)
+            rir = synthetic_rir(b, rir_len, sr, _uniform(b, *c.rt60, g), g,
+                                hf_ratio=_uniform(b, *c.rt60_hf_ratio, g))
             wet = reverberate(x, rir)
             x = torch.where(_chance(b, c.p_reverb, g)[:, None], wet, x)
         x = x[:, -keep:]

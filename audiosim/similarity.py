@@ -9,8 +9,11 @@ positives, clips of other songs negatives; see
 :mod:`audiosim.train_similarity`), so songs that sound alike get nearby
 vectors. Similarity is the cosine of two song vectors (1 = same direction).
 
-Vectors are computed from the log-mel features stored at ingest, cached
-by content hash under ``<home>/cache/song-vectors/<model>-<config>/``, and
+Vectors are computed from the log-mel features stored at ingest when the
+encoder reads the same log-mel (a narrow-band model), else from the file
+decoded at the encoder's own rate (the shipped model listens up to 8 kHz,
+twice the fingerprint features' band). They are cached by content hash
+under ``<home>/cache/song-vectors/<model>-<config>/``, and
 indexed with Annoy (angular) in ``<home>/index/songs/`` (beside, not
 mixed with, the fingerprint shards)::
 
@@ -26,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -36,7 +40,7 @@ import torch
 
 from . import features as F
 from .catalog import Catalog, normalise_path
-from .config import ConfigMismatchError, FeatureConfig, SimilarityConfig
+from .config import ConfigMismatchError, DecodeConfig, FeatureConfig, SimilarityConfig
 from .model import MODELS_DIR, Encoder, load_encoder
 from .store import DataHome, FeatureStore, atomic_save_npy, atomic_write_json
 
@@ -58,12 +62,14 @@ def load_similarity_model(path: str | Path | None = None) -> Encoder:
     return load_encoder(path or DEFAULT_SIMILARITY_MODEL)
 
 
-def check_spectral(stored: FeatureConfig, model: FeatureConfig, what: str) -> None:
-    """Raise :class:`ConfigMismatchError` unless the log-mel settings agree.
+def spectral_match(stored: FeatureConfig, model: FeatureConfig) -> bool:
+    """Whether two feature settings give the same log-mel (segment length aside)."""
+    return all(getattr(stored, k) == getattr(model, k) for k in _SPECTRAL)
 
-    The similarity encoder reads the same log-mel as the fingerprint store
-    but cuts longer segments, so only the spectral fields must match.
-    """
+
+def check_spectral(stored: FeatureConfig, model: FeatureConfig, what: str) -> None:
+    """Raise :class:`ConfigMismatchError` unless the log-mel settings agree
+    (:func:`spectral_match`)."""
     a = {k: getattr(stored, k) for k in _SPECTRAL}
     b = {k: getattr(model, k) for k in _SPECTRAL}
     if a != b:
@@ -140,6 +146,19 @@ def cosine_matrix(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
 # --------------------------------------------------------------------------
 
 
+def file_logmel(path: str | Path, features: FeatureConfig, decode: DecodeConfig = DecodeConfig()) -> np.ndarray:
+    """Decode ``path`` at ``features.sample_rate`` and return its log-mel ``(n_mels, frames)``.
+
+    Raises
+    ------
+    AudioError
+        If the file cannot be decoded (the message names it).
+    """
+    from .ingest import compute_features
+
+    return compute_features(path, features, decode)[0]
+
+
 class SongVectors:
     """Song vectors of a data home's tracks, cached by content hash.
 
@@ -150,11 +169,12 @@ class SongVectors:
         The similarity encoder (as :func:`load_similarity_model`).
     cfg : SimilarityConfig
 
-    Raises
-    ------
-    ConfigMismatchError
-        If the home's stored features have other log-mel settings than the
-        model was trained with.
+    Attributes
+    ----------
+    from_store : bool
+        True when the model reads the log-mel stored at ingest (same
+        spectral settings); otherwise each file is decoded at the model's
+        rate once, and only its vector is kept.
     """
 
     def __init__(self, home: "str | Path | DataHome | None", model: Encoder, cfg: SimilarityConfig = SimilarityConfig()):
@@ -162,37 +182,84 @@ class SongVectors:
         self.model = model
         self.cfg = cfg
         self.store = _open_store(self.home)
-        check_spectral(self.store.config, model.features, f"song vectors in {self.home.root}")
+        self.from_store = spectral_match(self.store.config, model.features)
         self.root = self.home.cache_dir / "song-vectors" / f"{model_digest(model)}-{cfg.digest()}"
 
     def path_for(self, content_hash: str) -> Path:
         return self.root / content_hash[:2] / f"{content_hash}.npy"
 
-    def get(self, content_hash: str) -> np.ndarray:
-        """The vector of ``content_hash`` (computed from stored features on a miss).
+    def cached(self, content_hash: str) -> np.ndarray | None:
+        """The cached vector of ``content_hash``, or None."""
+        try:
+            return np.load(self.path_for(content_hash)).astype(np.float32)
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def get(self, content_hash: str, path: str | Path | None = None) -> np.ndarray:
+        """The vector of ``content_hash``, computed and cached on a miss.
+
+        Parameters
+        ----------
+        content_hash : str
+        path : str or Path, optional
+            The file holding that content; needed on a miss unless the
+            vector comes from stored features.
 
         Raises
         ------
         KeyError
-            If the home has no features for ``content_hash``.
+            If the vector comes from stored features and the home has none
+            for ``content_hash``.
+        AudioError
+            If the file cannot be decoded.
+        ValueError
+            If no ``path`` was given where one is needed, or the file no
+            longer holds ``content_hash`` (it changed since ingest).
         """
-        p = self.path_for(content_hash)
-        try:
-            return np.load(p).astype(np.float32)
-        except (FileNotFoundError, ValueError):
-            pass
-        v = song_vector(self.store.get(content_hash), self.model, self.cfg)
-        atomic_save_npy(p, v)
+        v = self.cached(content_hash)
+        if v is not None:
+            return v
+        if self.from_store:
+            logmel = self.store.get(content_hash)
+        else:
+            if path is None:
+                raise ValueError(f"song vector of {content_hash[:12]}: the model decodes files, give the path")
+            from .audio import content_hash as hash_of
+
+            if hash_of(path) != content_hash:
+                raise ValueError(f"{path}: changed since it was ingested (run `audiosim ingest` again)")
+            logmel = file_logmel(path, self.model.features)
+        v = song_vector(logmel, self.model, self.cfg)
+        atomic_save_npy(self.path_for(content_hash), v)
         return v
 
-    def matrix(self, hashes: Sequence[str], progress: bool = False) -> np.ndarray:
-        """Vectors of many hashes as a ``(n, dim)`` float32 matrix (rows in order)."""
+    def matrix(
+        self, hashes: Sequence[str], paths: Sequence[str | Path] | None = None, progress: bool = False
+    ) -> tuple[np.ndarray, list[str]]:
+        """Vectors of many tracks as a ``(n, dim)`` float32 matrix (rows in order).
+
+        A track whose vector cannot be computed (unreadable or changed file,
+        missing features) gets a zero row and a message naming it.
+
+        Returns
+        -------
+        (ndarray, list of str)
+            The matrix and the messages of the tracks that failed.
+        """
         from tqdm.auto import tqdm
 
+        from .audio import AudioError
+
         out = np.zeros((len(hashes), self.model.dim), np.float32)
-        for i, h in enumerate(tqdm(hashes, desc="song vectors", unit="song", disable=not progress)):
-            out[i] = self.get(h)
-        return out
+        failed: list[str] = []
+        paths = list(paths) if paths is not None else [None] * len(hashes)
+        for i, (h, p) in enumerate(tqdm(list(zip(hashes, paths)), desc="song vectors", unit="song",
+                                        disable=not progress)):
+            try:
+                out[i] = self.get(h, p)
+            except (AudioError, KeyError, ValueError, OSError) as e:
+                failed.append(f"{p or h}: {e}")
+        return out, failed
 
 
 def _open_store(home: DataHome) -> FeatureStore:
@@ -233,11 +300,22 @@ def catalogue_vectors(
     cfg: SimilarityConfig = SimilarityConfig(),
     progress: bool = False,
 ) -> SongTable:
-    """Song vectors of every ``ok`` catalogue track with stored features."""
+    """Song vectors of every ``ok`` catalogue track.
+
+    Tracks whose vector cannot be computed (see :meth:`SongVectors.matrix`)
+    are left out, each with a warning naming the file.
+    """
     sv = SongVectors(home, model, cfg)
     tracks = catalogue_tracks(home)
-    tracks = tracks[[sv.store.has(h) for h in tracks["content_hash"]]]
-    return SongTable(tracks, sv.matrix(list(tracks["content_hash"]), progress=progress))
+    if sv.from_store:
+        tracks = tracks[[sv.store.has(h) for h in tracks["content_hash"]]]
+    vectors, failed = sv.matrix(list(tracks["content_hash"]), list(tracks["path"]), progress=progress)
+    if failed:
+        for msg in failed:
+            warnings.warn(f"song vector skipped: {msg}", stacklevel=2)
+        keep = np.linalg.norm(vectors, axis=1) > 0
+        tracks, vectors = tracks[keep], vectors[keep]
+    return SongTable(tracks, vectors)
 
 
 # --------------------------------------------------------------------------
@@ -443,15 +521,15 @@ def resolve_track(track: str | int | Path, home: "str | Path | DataHome | None")
 
 
 def query_vector(q: QueryTrack, home: "str | Path | DataHome | None", model: Encoder, cfg: SimilarityConfig = SimilarityConfig()) -> np.ndarray:
-    """The song vector of a resolved query track (from stored features, else from the file)."""
+    """The song vector of a resolved query track (cached or stored, else from the file)."""
     sv = SongVectors(home, model, cfg)
-    if q.content_hash is not None and sv.store.has(q.content_hash):
-        return sv.get(q.content_hash)
-    from .config import DecodeConfig
-    from .ingest import compute_features
-
-    logmel, _ = compute_features(q.path, sv.store.config, DecodeConfig())
-    return song_vector(logmel, model, cfg)
+    if q.content_hash is not None:
+        v = sv.cached(q.content_hash)
+        if v is not None:
+            return v
+        if sv.from_store and sv.store.has(q.content_hash):
+            return sv.get(q.content_hash)
+    return song_vector(file_logmel(q.path, model.features), model, cfg)
 
 
 def similar(

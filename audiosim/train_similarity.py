@@ -93,6 +93,9 @@ class SongPairs:
     """
 
     def __init__(self, data: AudioSet, features_cfg: FeatureConfig, augment_cfg: AugmentConfig):
+        if data.sample_rate != features_cfg.sample_rate:
+            raise ValueError(f"songs are at {data.sample_rate} Hz but the encoder's features want "
+                             f"{features_cfg.sample_rate} Hz (load them with its FeatureConfig)")
         self.data, self.f, self.a = data, features_cfg, augment_cfg
         self.degrader = augment.Degrader(augment_cfg, features_cfg.sample_rate)
         self.songs = np.array([i for i, a in enumerate(data.audible) if len(a)], dtype=np.int64)
@@ -330,7 +333,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m audiosim.train_similarity", description=__doc__.split("\n")[0])
     p.add_argument("--corpus", type=Path, required=True, help="text file, one audio path per line")
     p.add_argument("--split", type=Path, required=True, help="the fingerprint model's split.json (held-out side is never used)")
-    p.add_argument("--cache", type=Path, required=True, help="folder of cached 8 kHz waveforms (by content hash)")
+    p.add_argument("--cache", type=Path, required=True, help="folder of cached waveforms at the encoder's rate, by content hash (filled on first use)")
     p.add_argument("--out", type=Path, default=Path("models/similarity.pt"))
     p.add_argument("--steps", type=int, default=SIMILARITY_TRAIN.steps)
     p.add_argument("--batch-size", type=int, default=SIMILARITY_TRAIN.batch_size)

@@ -16,11 +16,13 @@ share of them from the same soundtrack, averaged over tracks.
 Compared:
 
 - **learned**: song vectors of the similarity encoder (mean of 3 s clip
-  embeddings, normalised), from the cached 8 kHz waveforms;
+  embeddings, normalised), from waveforms cached at the encoder's rate
+  (``--cache``, filled on first use);
 - **MFCC 22 kHz**: the classic baseline, mean and standard deviation of 20
   MFCCs (librosa, 22 050 Hz, decoded from the files), each of the 40
   dimensions standardised over the held-out set, cosine similarity;
-- **MFCC 8 kHz**: the same baseline on the 8 kHz audio the encoder sees.
+- **MFCC 8 kHz**: the same baseline on 8 kHz audio (the fingerprint
+  features' rate).
 
 Also printed: chance (expected precision of a random ranking) and the
 ceiling (best possible, given how many same-soundtrack tracks each has),
@@ -90,8 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     learned = np.stack([v.mean(0) / np.linalg.norm(v.mean(0)) for v in song_clip_vectors(data, model)])
     t_learned = time.perf_counter() - t0
     mf22 = standardise(np.stack([mfcc_stats(audio.load(r.path, 22050), 22050) for r in refs]))
+    def wave(i: int) -> np.ndarray:
+        return data.clean[data.starts[i] : data.starts[i] + data.lengths[i]].numpy()
+
     mf8 = standardise(np.stack([
-        mfcc_stats(data.clean[data.starts[i] : data.starts[i] + data.lengths[i]].numpy(), data.sample_rate)
+        mfcc_stats(audio.resample(wave(i), data.sample_rate, 8000), 8000)
         for i in range(len(refs))
     ]))
 

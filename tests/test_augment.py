@@ -102,3 +102,22 @@ def test_degrader_with_a_partly_silent_noise_bank_stays_finite():
     d = augment.Degrader(cfg, 8000, bank)
     x = torch.randn(64, 12000, generator=g(3))
     assert torch.isfinite(d(x, 8000, g(4), music=x)).all()
+
+
+def test_room_response_darkens_its_tail():
+    """With ``hf_ratio`` < 1 the late tail holds less treble than bass."""
+    sr, n = 8000, 4000
+    rt60 = torch.full((64,), 0.8)
+
+    def treble_share(rir: torch.Tensor) -> float:
+        late = torch.fft.rfft(rir[:, int(0.2 * sr):], dim=-1).abs().pow(2)
+        freqs = torch.fft.rfftfreq(n - int(0.2 * sr), 1 / sr)
+        return float(late[:, freqs > 3000].sum() / late.sum())
+
+    flat = augment.synthetic_rir(64, n, sr, rt60, g())
+    dark = augment.synthetic_rir(64, n, sr, rt60, g(), hf_ratio=torch.full((64,), 0.3))
+    same = augment.synthetic_rir(64, n, sr, rt60, g(), hf_ratio=torch.ones(64))
+    assert treble_share(dark) < 0.3 * treble_share(flat)
+    assert treble_share(same) == pytest.approx(treble_share(flat), rel=0.1)
+    for r in (flat, dark, same):
+        assert torch.isfinite(r).all() and torch.allclose(r.norm(dim=1), torch.ones(64))

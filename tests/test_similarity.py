@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from audiosim.config import (
-    SIMILARITY_AUGMENT, SIMILARITY_MODEL, SIMILARITY_TRAIN, ConfigMismatchError, SimilarityConfig, similarity_features,
+    SIMILARITY_AUGMENT, SIMILARITY_MODEL, SIMILARITY_TRAIN, ConfigMismatchError, FeatureConfig, SimilarityConfig,
+    similarity_features,
 )
 from audiosim.model import Encoder, save_encoder
 from audiosim.similarity import (
@@ -95,6 +96,54 @@ def test_uncatalogued_file_is_analysed_on_the_fly(songs, tmp_path):
     assert len(res) == 2
 
 
+def test_vectors_come_from_stored_features_or_a_decode_at_the_model_rate(songs, tmp_path):
+    """A narrow-band model reads the stored log-mel; the wide-band one decodes
+    the file at its own rate; a narrow-band model made to decode gets the same
+    vector as from the store."""
+    from audiosim.catalog import Catalog
+    from audiosim.similarity import SongVectors, catalogue_vectors
+    from audiosim.store import DataHome
+
+    home, paths, wide, _ = songs
+    assert wide.features.sample_rate == 16000
+    torch.manual_seed(2)
+    save_encoder(Encoder(SIMILARITY_MODEL, similarity_features(FeatureConfig())), tmp_path / "narrow.pt", {"kind": "test"})
+    narrow = load_similarity_model(tmp_path / "narrow.pt")
+    with Catalog(DataHome.resolve(home).catalog_path) as cat:
+        row = cat.get(1)
+    sv = SongVectors(home, narrow, SMALL)
+    assert sv.from_store and not SongVectors(home, wide, SMALL).from_store
+    stored = sv.get(row.content_hash)
+    sv.from_store = False
+    sv.root = tmp_path / "decoded"
+    decoded = sv.get(row.content_hash, row.path)
+    assert np.allclose(stored, decoded, atol=1e-4)
+    table = catalogue_vectors(home, wide, SMALL)
+    assert len(table.vectors) == len(table.tracks) >= 6
+    assert np.allclose(np.linalg.norm(table.vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_unreadable_file_is_left_out_with_a_warning(songs, tmp_path):
+    """A catalogued file that changed since ingest is named and skipped; the rest get vectors."""
+    import shutil
+
+    from audiosim.ingest import ingest_many
+    from audiosim.similarity import catalogue_vectors
+
+    from audiosim.songbook import write_songbook
+
+    home, paths, model, _ = songs
+    local = tmp_path / "home"
+    shutil.copytree(home, local)
+    victim = tmp_path / "victim.wav"
+    shutil.copy(write_songbook(tmp_path / "more", n=7, seconds=8.0, sample_rate=8000)[-1], victim)
+    ingest_many([victim], local)
+    victim.write_bytes(b"not audio any more")
+    with pytest.warns(UserWarning, match="victim.wav"):
+        table = catalogue_vectors(local, model, SMALL)
+    assert str(victim) not in set(table.tracks["path"]) and len(table.tracks) >= 6
+
+
 def test_unknown_track_is_a_lookup_error(songs):
     home, _, model, _ = songs
     with pytest.raises(LookupError, match="no track with id 999"):
@@ -126,7 +175,8 @@ def test_index_checks_model_and_rebuilds_when_stale(songs, tmp_path):
     assert len(idx3) == 7 and "catalogue changed" in logs[0]
 
 
-def _toy_audio_set(n_songs: int = 4, seconds: float = 20.0, sr: int = 8000) -> AudioSet:
+def _toy_audio_set(n_songs: int = 4, seconds: float = 20.0, sr: int | None = None) -> AudioSet:
+    sr = sr or similarity_features().sample_rate
     rng = np.random.default_rng(0)
     waves = [torch.from_numpy((0.1 * rng.standard_normal(int(seconds * sr))).astype(np.float32)) for _ in range(n_songs)]
     lengths = np.array([len(w) for w in waves])
@@ -143,11 +193,13 @@ def test_song_pairs_draw_two_distant_clips_of_distinct_songs():
     g = torch.Generator().manual_seed(0)
     tr, pos = pairs.positions(4, g)
     assert sorted(tr) == [0, 1, 2, 3]
-    assert np.all(np.abs(pos[0] - pos[1]) >= pairs.length - 8000 // 4)
+    assert np.all(np.abs(pos[0] - pos[1]) >= pairs.length - data.sample_rate // 4)
     a, p, tr2 = pairs(4, g)
     f = similarity_features()
     assert a.shape == p.shape == (4, f.n_mels, f.segment_frames)
     assert torch.isfinite(a).all() and torch.isfinite(p).all()
+    with pytest.raises(ValueError, match="8000 Hz"):
+        SongPairs(_toy_audio_set(sr=8000), f, SIMILARITY_AUGMENT)
 
 
 def test_retrieval_metrics_perfect_and_chance():
@@ -177,10 +229,11 @@ def test_shipped_model_tells_songs_apart(tmp_path):
     model = load_similarity_model()
     assert model.features.segment_frames == 192 and model.dim == 128
     assert {"data", "train_config", "history", "hardware"} <= set(model.card)
-    waves = [torch.from_numpy(render(s, 8000)) for s in songbook_specs(n=10, seconds=24.0, seed=3)]
+    sr = model.features.sample_rate
+    waves = [torch.from_numpy(render(s, sr)) for s in songbook_specs(n=10, seconds=24.0, seed=3)]
     lengths = np.array([len(w) for w in waves])
     data = AudioSet(torch.cat(waves), torch.cat(waves), np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths,
-                    [str(i) for i in range(10)], [], 8000)
+                    [str(i) for i in range(10)], [], sr)
     m = retrieval_metrics(song_clip_vectors(data, model, SimilarityConfig(clip_hop_seconds=1.0)))
     assert m["half_top1"] >= 0.8, m
 
