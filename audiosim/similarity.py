@@ -67,19 +67,6 @@ def spectral_match(stored: FeatureConfig, model: FeatureConfig) -> bool:
     return all(getattr(stored, k) == getattr(model, k) for k in _SPECTRAL)
 
 
-def check_spectral(stored: FeatureConfig, model: FeatureConfig, what: str) -> None:
-    """Raise :class:`ConfigMismatchError` unless the log-mel settings agree
-    (:func:`spectral_match`)."""
-    a = {k: getattr(stored, k) for k in _SPECTRAL}
-    b = {k: getattr(model, k) for k in _SPECTRAL}
-    if a != b:
-        diff = {k: (a[k], b[k]) for k in a if a[k] != b[k]}
-        raise ConfigMismatchError(
-            f"{what}: log-mel settings differ (features {stored.digest()}, model {model.digest()}); "
-            f"differing fields (features, model): {diff}"
-        )
-
-
 def clip_starts(logmel: np.ndarray | torch.Tensor, features: FeatureConfig, cfg: SimilarityConfig = SimilarityConfig()) -> np.ndarray:
     """Start frames of a song's clips.
 
