@@ -225,8 +225,9 @@ class Degrader:
         sr = self.sample_rate
         rir_len = min(n - keep, sr // 2) if n > keep else sr // 4
         if rir_len > 0:
-            rir = synthetic_rir(b, rir_len, sr, _uniform(b, *c.rt60, g), g,
-                                hf_ratio=_uniform(b, *c.rt60_hf_ratio, g))
+            # (1, 1) takes the plain path, so runs with the defaults draw the same random numbers as before
+            hf = None if tuple(c.rt60_hf_ratio) == (1.0, 1.0) else _uniform(b, *c.rt60_hf_ratio, g)
+            rir = synthetic_rir(b, rir_len, sr, _uniform(b, *c.rt60, g), g, hf_ratio=hf)
             wet = reverberate(x, rir)
             x = torch.where(_chance(b, c.p_reverb, g)[:, None], wet, x)
         x = x[:, -keep:]

@@ -145,9 +145,12 @@ class AugmentConfig(_Config):
     p_noise: float = 0.9
     p_reverb: float = 0.6
     rt60: tuple[float, float] = (0.15, 1.0)
-    rt60_hf_ratio: tuple[float, float] = (0.3, 1.0)
-    """Reverberation time above 1-3 kHz as a share of ``rt60`` (under 1:
-    darker tails, as in real rooms); (1, 1) decays alike at every frequency."""
+    rt60_hf_ratio: tuple[float, float] = (1.0, 1.0)
+    """Reverberation time above 1-3 kHz as a share of ``rt60``: under 1
+    gives darker tails, as in real rooms; (1, 1), what the shipped model was
+    trained with, decays alike at every frequency. Fine-tuning it 8,000 steps
+    with (0.3, 1.0) and reverb on 70 % of positives changed no validation
+    score by more than the noise (about 2 points)."""
     p_eq: float = 0.8
     p_phone: float = 0.3
     p_speed: float = 0.5
@@ -284,7 +287,7 @@ SIMILARITY_MODEL = ModelConfig(channels=(16, 32, 64, 128, 256, 256), embedding_d
 """Architecture of the song-similarity encoder (the fingerprint family, 128-d out)."""
 
 SIMILARITY_AUGMENT = AugmentConfig(
-    snr_db=(10.0, 30.0), p_noise=0.3, p_reverb=0.3, rt60=(0.15, 0.6), rt60_hf_ratio=(1.0, 1.0), p_eq=0.5, p_phone=0.0,
+    snr_db=(10.0, 30.0), p_noise=0.3, p_reverb=0.3, rt60=(0.15, 0.6), p_eq=0.5, p_phone=0.0,
     p_speed=0.3, speed=(0.98, 1.02), p_codec=0.3, max_shift_seconds=0.0, gain_db=(-6.0, 6.0),
 )
 """Light degradations applied to both clips of a song-level pair."""

@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     learned = np.stack([v.mean(0) / np.linalg.norm(v.mean(0)) for v in song_clip_vectors(data, model)])
     t_learned = time.perf_counter() - t0
     mf22 = standardise(np.stack([mfcc_stats(audio.load(r.path, 22050), 22050) for r in refs]))
+
     def wave(i: int) -> np.ndarray:
         return data.clean[data.starts[i] : data.starts[i] + data.lengths[i]].numpy()
 
