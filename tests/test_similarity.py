@@ -129,7 +129,6 @@ def test_unreadable_file_is_left_out_with_a_warning(songs, tmp_path):
 
     from audiosim.ingest import ingest_many
     from audiosim.similarity import catalogue_vectors
-
     from audiosim.songbook import write_songbook
 
     home, paths, model, _ = songs
