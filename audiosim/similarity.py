@@ -508,14 +508,11 @@ def resolve_track(track: str | int | Path, home: "str | Path | DataHome | None")
 
 
 def query_vector(q: QueryTrack, home: "str | Path | DataHome | None", model: Encoder, cfg: SimilarityConfig = SimilarityConfig()) -> np.ndarray:
-    """The song vector of a resolved query track (cached or stored, else from the file)."""
+    """The song vector of a resolved query track (cached, else computed and cached;
+    a file without stored features is analysed on the fly)."""
     sv = SongVectors(home, model, cfg)
-    if q.content_hash is not None:
-        v = sv.cached(q.content_hash)
-        if v is not None:
-            return v
-        if sv.from_store and sv.store.has(q.content_hash):
-            return sv.get(q.content_hash)
+    if q.content_hash is not None and (not sv.from_store or sv.store.has(q.content_hash)):
+        return sv.get(q.content_hash, q.path)
     return song_vector(file_logmel(q.path, model.features), model, cfg)
 
 
