@@ -370,6 +370,27 @@ def prefect_api_for_workers(spec: RunnerSpec) -> Iterator[str | None]:
         yield url
 
 
+@contextlib.contextmanager
+def shared_cluster(spec: RunnerSpec) -> Iterator[RunnerSpec]:
+    """Start ``spec``'s local Dask cluster once for several flows.
+
+    Yields a spec whose task runners all connect to that cluster's scheduler,
+    so consecutive stages (ingest, then index) share one set of worker
+    processes instead of starting a cluster each. Specs without a local
+    cluster (threads, an existing scheduler) are yielded unchanged. Enter it
+    inside :func:`prefect_api_for_workers`, so the workers start with the
+    shared Prefect API in their environment.
+    """
+    if spec.dask is not None or spec.workers <= 1:
+        yield spec
+        return
+    from distributed import LocalCluster
+
+    quiet_dask()
+    with LocalCluster(**local_cluster_kwargs(spec.workers, spec.memory_limit)) as cluster:
+        yield RunnerSpec(workers=spec.workers, dask=cluster.scheduler_address, memory_limit=spec.memory_limit)
+
+
 def resolve(workers: int | None = None, dask: str | None = None) -> RunnerSpec:
     """A :class:`RunnerSpec` from command-line style values (None: defaults).
 

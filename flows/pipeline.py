@@ -15,7 +15,9 @@ walk, a ``stat`` per file and one catalogue/manifest comparison.
 
 Feature extraction fans out over the task runner chosen by ``workers`` /
 ``dask_address`` (:mod:`audiosim.runners`): threads, a local Dask cluster
-of worker processes, or an existing Dask scheduler. On Dask the index's
+of worker processes (started once, shared by ingest and index:
+:func:`audiosim.runners.shared_cluster`), or an existing Dask scheduler.
+On Dask the index's
 embedding fans out too (batches of tracks embedded into files of the data
 home); the shard build, calibration and publishing are one task
 (:func:`audiosim.index.update`, under the index's writer lock) in the
@@ -45,7 +47,7 @@ from prefect.cache_policies import NO_CACHE
 from audiosim import retrain as R
 from audiosim.ingest import count_statuses
 from audiosim.model import DEFAULT_FINGERPRINT_MODEL
-from audiosim.runners import RunnerSpec, prefect_api_for_workers
+from audiosim.runners import RunnerSpec, prefect_api_for_workers, shared_cluster
 from audiosim.store import DataHome
 from flows.index import index_flow, run_index
 from flows.ingest import ingest_flow
@@ -120,21 +122,20 @@ def pipeline_flow(
     spec = RunnerSpec(workers=workers, dask=dask_address)
     summary: dict[str, Any] = {"home": root, "runner": spec.describe(), "train": None, "index": None, "report": None}
 
-    ingest = ingest_flow.with_options(task_runner=spec.task_runner())
-    with prefect_api_for_workers(spec):
-        results = ingest(list(paths), home=root, workers=spec.in_flight(), prune=prune,
+    with prefect_api_for_workers(spec), shared_cluster(spec) as running:  # one cluster for ingest and index
+        ingest = ingest_flow.with_options(task_runner=running.task_runner())
+        results = ingest(list(paths), home=root, workers=running.in_flight(), prune=prune,
                          on_prune=lambda p: summary.update(pruned=[path for _, path in p.pruned]))
-    summary["ingest"] = count_statuses(results)
-    logger.info("ingest (%s): %s", spec.describe(), summary["ingest"])
+        summary["ingest"] = count_statuses(results)
+        logger.info("ingest (%s): %s", spec.describe(), summary["ingest"])
 
-    if train:
-        summary["train"] = retrain_flow(home=root, steps=train_steps)
+        if train:
+            summary["train"] = retrain_flow(home=root, steps=train_steps)
 
-    if index:
-        with prefect_api_for_workers(spec):
-            steps = run_index(spec.task_runner(), home=root, model=model, calibrate=calibrate,
-                              workers=spec.in_flight())
-        summary["index"] = [r.to_dict() for r in steps]
+        if index:
+            steps = run_index(running.task_runner(), home=root, model=model, calibrate=calibrate,
+                              workers=running.in_flight())
+            summary["index"] = [r.to_dict() for r in steps]
 
     if playlist:
         summary["report"] = report_flow(playlist, home=root)

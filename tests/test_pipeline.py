@@ -177,3 +177,26 @@ def test_cli_gives_the_temporary_prefect_server_ten_minutes_to_start(monkeypatch
     monkeypatch.setenv(name, "45")
     cli._prefect_env_defaults()
     assert os.environ[name] == "45"  # the user's setting wins
+
+
+@pytest.mark.timeout(1200)
+def test_workers_share_one_local_cluster_for_ingest_and_index(prefect_harness: str, tmp_path: Path,
+                                                              music: list[Path], home,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``workers=2`` ingest and index run on the same local Dask cluster (started once)."""
+    from distributed.deploy.spec import SpecCluster
+
+    started: list[str] = []
+    init = SpecCluster.__init__
+
+    def counting_init(self, *a, **kw):  # every local cluster, however it is imported
+        started.append(type(self).__name__)
+        init(self, *a, **kw)
+
+    monkeypatch.setattr(SpecCluster, "__init__", counting_init)
+    model = str(_random_model(tmp_path / "model.pt"))
+    out = P.pipeline_flow([str(music[0].parent)], home=str(home.root), model=model, calibrate=False, workers=2)
+    assert out["ingest"] == {"added": 3, "updated": 0, "skipped": 0, "failed": 0}
+    assert [(s["action"], s["added_tracks"]) for s in out["index"]] == [("update", 3)]
+    assert len(started) == 1, started
+    assert "local Dask cluster of 2 worker processes" in out["runner"]
