@@ -375,11 +375,11 @@ def drop_shared_passages(
         for i in rows[: max(1, math.ceil(top_share * len(rows)))]:
             _, track, offset = best[i][j]
             clean = excerpts[i][ctx : ctx + n]
+            if len(clean) < n:
+                continue
             try:
                 found = read_excerpt(paths[track], offset, length, sr)
             except audio.AudioError:
-                continue
-            if len(clean) < n:
                 continue
             with torch.inference_mode():
                 lm = F.log_mel(torch.from_numpy(np.stack([clean, found]).astype(np.float32)), features)

@@ -466,15 +466,12 @@ def ingest_many(
     fc = feature_config or FeatureConfig()
     dh = prepare(home, fc)
 
-    def one(p: str | Path) -> IngestResult:
-        return ingest_retrying(p, dh, fc, decode_config)
-
     results: list[IngestResult | None] = [None] * len(paths)
     with contextlib.ExitStack() as stack:
         if workers > 1:
             stack.enter_context(one_torch_thread())
         pool = stack.enter_context(concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)))
-        futures = {pool.submit(one, p): i for i, p in enumerate(paths)}
+        futures = {pool.submit(ingest_retrying, p, dh, fc, decode_config): i for i, p in enumerate(paths)}
         for fut in concurrent.futures.as_completed(futures):
             r = fut.result()
             results[futures[fut]] = r

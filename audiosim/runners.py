@@ -195,11 +195,12 @@ def bounded(items: Sequence[T], limit: int, submit: Callable[[T], Any]) -> Itera
     from prefect.futures import as_completed
 
     todo = iter(items)
+    end = object()
     running: dict[Any, T] = {}
     while True:
         while len(running) < max(1, int(limit)):
-            item = next(todo, None)
-            if item is None:
+            item = next(todo, end)
+            if item is end:
                 break
             running[submit(item)] = item
         if not running:

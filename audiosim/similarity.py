@@ -222,7 +222,7 @@ class SongVectors:
 
     def matrix(
         self, hashes: Sequence[str], paths: Sequence[str | Path] | None = None, progress: bool = False
-    ) -> tuple[np.ndarray, list[str]]:
+    ) -> tuple[np.ndarray, dict[int, str]]:
         """Vectors of many tracks as a ``(n, dim)`` float32 matrix (rows in order).
 
         A track whose vector cannot be computed (unreadable or changed file,
@@ -230,22 +230,22 @@ class SongVectors:
 
         Returns
         -------
-        (ndarray, list of str)
-            The matrix and the messages of the tracks that failed.
+        (ndarray, dict of int to str)
+            The matrix, and the row and message of every track that failed.
         """
         from tqdm.auto import tqdm
 
         from .audio import AudioError
 
         out = np.zeros((len(hashes), self.model.dim), np.float32)
-        failed: list[str] = []
+        failed: dict[int, str] = {}
         paths = list(paths) if paths is not None else [None] * len(hashes)
         for i, (h, p) in enumerate(tqdm(list(zip(hashes, paths)), desc="song vectors", unit="song",
                                         disable=not progress)):
             try:
                 out[i] = self.get(h, p)
             except (AudioError, KeyError, ValueError, OSError) as e:
-                failed.append(f"{p or h}: {e}")
+                failed[i] = f"{p or h}: {e}"
         return out, failed
 
 
@@ -298,9 +298,10 @@ def catalogue_vectors(
         tracks = tracks[[sv.store.has(h) for h in tracks["content_hash"]]]
     vectors, failed = sv.matrix(list(tracks["content_hash"]), list(tracks["path"]), progress=progress)
     if failed:
-        for msg in failed:
+        for msg in failed.values():
             warnings.warn(f"song vector skipped: {msg}", stacklevel=2)
-        keep = np.linalg.norm(vectors, axis=1) > 0
+        keep = np.ones(len(vectors), bool)
+        keep[list(failed)] = False
         tracks, vectors = tracks[keep], vectors[keep]
     return SongTable(tracks, vectors)
 

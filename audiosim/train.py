@@ -31,9 +31,8 @@ from tqdm.auto import tqdm
 
 from . import audio, augment, features
 from .config import AugmentConfig, DecodeConfig, FeatureConfig, ModelConfig, TrainConfig
-from .model import Encoder, load_checkpoint, save_encoder
+from .model import Encoder, load_checkpoint, load_encoder, save_encoder
 from .store import atomic_save_npy, atomic_write_bytes
-from .features import shifted_similarity
 from .triplet import mine_triplets
 from .voting import vote
 
@@ -218,7 +217,7 @@ def negative_mask(
     mask = torch.from_numpy(~(same & near))
     if anchors is not None and max_similarity < 1.0:
         with torch.no_grad():
-            mask &= shifted_similarity(anchors, max_lag) <= max_similarity
+            mask &= features.shifted_similarity(anchors, max_lag) <= max_similarity
     return mask
 
 
@@ -323,7 +322,7 @@ def _same_passage(val: ValidationSet, track: int, t: float, offset: float, f: Fe
     a, b = rows[np.abs(times - t).argmin()], rows[np.abs(times - offset).argmin()]
     pair = val.index_segments[[a, b]].float()
     lag = features.seconds_to_frames(0.25, f)
-    return bool(shifted_similarity(pair, lag)[0, 1] > min_similarity)
+    return bool(features.shifted_similarity(pair, lag)[0, 1] > min_similarity)
 
 
 def lr_at(step: int, cfg: TrainConfig, warmup: int = 200) -> float:
@@ -393,7 +392,7 @@ def train_encoder(
         return anchors, positives, allowed
 
     def start_from(m: Encoder) -> None:
-        m.load_state_dict(_reload(cfg.init_from, features_cfg).state_dict())
+        m.load_state_dict(load_encoder(cfg.init_from, features_cfg).state_dict())
         log(f"starting from the weights of {cfg.init_from}")
 
     task = TripletTask(sample, lambda m: validate(m, val), lambda v: (v["mixed-1s"] + v["mixed-5s"]) / 2)
@@ -525,13 +524,8 @@ def fit_triplets(
     bar.close()
     final = load_checkpoint(out)["card"]
     final["history"] = history
-    save_encoder(_reload(out), out, final)
+    save_encoder(load_encoder(out), out, final)
     return final
-
-def _reload(path: str | Path, features_cfg: FeatureConfig | None = None) -> Encoder:
-    from .model import load_encoder
-
-    return load_encoder(path, features_cfg)
 
 
 def load_noise_bank(paths: Sequence[str | Path], sample_rate: int, max_seconds: float = 1800.0) -> torch.Tensor:

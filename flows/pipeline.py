@@ -17,11 +17,10 @@ Feature extraction fans out over the task runner chosen by ``workers`` /
 ``dask_address`` (:mod:`audiosim.runners`): threads, a local Dask cluster
 of worker processes (started once, shared by ingest and index:
 :func:`audiosim.runners.shared_cluster`), or an existing Dask scheduler.
-On Dask the index's
-embedding fans out too (batches of tracks embedded into files of the data
-home); the shard build, calibration and publishing are one task
-(:func:`audiosim.index.update`, under the index's writer lock) in the
-flow's process whatever the runner.
+On Dask the index's embedding fans out too (batches of tracks embedded
+into files of the data home); the shard build, calibration and publishing
+are one task (:func:`audiosim.index.update`, under the index's writer
+lock) in the flow's process whatever the runner.
 
 ``retrain_flow`` trains a *candidate* model (:func:`flows.train.train_flow`,
 resumable, one candidate file per ISO week), scores it and the current model

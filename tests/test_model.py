@@ -6,6 +6,7 @@ import soundfile as sf
 import torch
 
 from audiosim import features
+from audiosim.features import shifted_similarity
 from audiosim.config import ConfigMismatchError, FeatureConfig, ModelConfig, TrainConfig, AugmentConfig
 from audiosim.model import Encoder, load_encoder, save_encoder
 from audiosim.train import (
@@ -13,7 +14,6 @@ from audiosim.train import (
     build_validation,
     load_audio_set,
     negative_mask,
-    shifted_similarity,
     split_tracks,
     train_encoder,
     validate,
