@@ -49,8 +49,17 @@ if TYPE_CHECKING:
     from .store import DataHome
 
 CONDITIONS = "half clean, half degraded with AugmentConfig() (noise 0-20 dB, reverb, EQ/phone band, gain)"
-STATISTIC = "vote-score"
+STATISTIC = "aligned-similarity"
 """Name of the clip score the thresholds apply to (see :func:`audiosim.match.clip_score`)."""
+
+
+def is_current(calibration: dict[str, Any] | None) -> bool:
+    """Whether a stored calibration is for the clip score this audiosim computes.
+
+    Thresholds calibrated for another score (e.g. ``vote-score``, before
+    verification) mean nothing for this one: ``audiosim index`` redoes them.
+    """
+    return bool(calibration) and calibration.get("statistic", STATISTIC) == STATISTIC
 
 
 @dataclass
@@ -92,7 +101,7 @@ class Calibration:
         The default target share of absent clips that match.
     bins : list of CalibrationBin
     statistic : str
-        The clip score calibrated (``vote-score``).
+        The clip score calibrated (``aligned-similarity``, see :mod:`audiosim.verify`).
     tracks : int
         Tracks (or files) the absent clips came from.
     conditions : str
@@ -232,7 +241,7 @@ def excerpt_best(
         seconds)``, or None when the length exceeds the excerpt.
     """
     from .index import embed_logmel
-    from .match import query_hop_frames, score_neighbours
+    from .match import query_hop_frames, score_segments
 
     f = model.features
     cfg = index.config
@@ -252,7 +261,7 @@ def excerpt_best(
             out.append((0.0, None, 0.0))
             continue
         sub = type(nn)(nn.track[sel], nn.time[sel], nn.sim[sel], nn.item[sel])
-        res = score_neighbours(sub, times[sel], cfg, hop / f.frames_per_second)
+        res = score_segments(index, vecs[sel], times[sel], sub, cfg, hop / f.frames_per_second)
         best = res.candidates[0] if res.candidates else None
         out.append((res.score, None if best is None else int(best.track), 0.0 if best is None else float(best.offset)))
     return out

@@ -449,13 +449,13 @@ def _cmd_index(args: argparse.Namespace) -> int:
             print(f"warning: {r.missing_features} ok tracks have no stored features (re-run `audiosim ingest`)",
                   file=sys.stderr)
     manifest = Manifest.load(home.index_dir)
-    if manifest.calibration and not args.quiet:
-        from .calibrate import Calibration
+    from .calibrate import Calibration, is_current
 
+    if is_current(manifest.calibration) and not args.quiet:
         cal = Calibration.from_dict(manifest.calibration)
         cells = ", ".join(f"{row['seconds']:g} s > {row['threshold']:.3g}" for row in cal.table())
         print(f"thresholds ({cal.method}, at most {cal.max_false_match:.1%} of absent clips match): {cells}")
-    elif not manifest.calibration:
+    elif not is_current(manifest.calibration):
         print("warning: the index has no calibrated thresholds, so nothing will match "
               "(calibration needs at least two tracks with readable audio)", file=sys.stderr)
     return EXIT_OK

@@ -209,6 +209,15 @@ class IndexConfig(_Config):
     0.37 at Annoy's default (n_trees * k), 0.81 at 1000, 0.89 at 2000,
     0.96 at 5000; about 0.07 ms of CPU per 1000 nodes."""
     neighbours: int = 10
+    verify_candidates: int = 10
+    """Vote candidates (best offset of each track) re-scored by aligned
+    similarity (:mod:`audiosim.verify`). On the dev corpus the right track
+    of a degraded 5 s clip was among the first 10 in every case."""
+    verify_window: float = 0.5
+    """A query segment is compared with the candidate track's indexed
+    segments starting within this many seconds of where it should be (one
+    index hop covers the grid's rounding and +-2 % speed over 10 s; 0.25
+    and 0.75 scored the same or worse)."""
     hub_limit: int = 0
     """Index items retrieved by more than this many distinct query segments of
     one clip are ignored; 0 picks a limit from the clip length."""

@@ -359,6 +359,7 @@ class Shard:
         self.track = np.asarray(ids["track"], dtype=np.int64)
         self.time = np.asarray(ids["time"], dtype=np.float32)
         self.usable = np.ones(info.items, bool)
+        self._by_track: np.ndarray | None = None
 
     def mask(self, dead_tracks: Iterable[int], hub_ratio: float) -> None:
         """Mark items of tombstoned tracks and hub items as unusable."""
@@ -369,6 +370,22 @@ class Shard:
 
     def vector(self, item: int) -> np.ndarray:
         return np.asarray(self.ann.get_item_vector(int(item)), dtype=np.float32)
+
+    def segments(self, track: int, start: float, end: float) -> tuple[np.ndarray, np.ndarray]:
+        """Usable items of ``track`` starting within [start, end] s: (times, vectors), by time."""
+        if self._by_track is None:  # items ordered by (track, time), built on first use
+            self._by_track = np.lexsort((self.time, self.track))
+        order = self._by_track
+        keys = self.track[order]
+        a, b = np.searchsorted(keys, track, "left"), np.searchsorted(keys, track, "right")
+        items = order[a:b]
+        times = self.time[items]
+        items = items[(times >= start - 1e-6) & (times <= end + 1e-6)]
+        items = items[self.usable[items]]
+        vecs = np.zeros((len(items), self.ann.f), np.float32)
+        for row, i in enumerate(items):
+            vecs[row] = self.ann.get_item_vector(int(i))
+        return self.time[items], vecs
 
     def close(self) -> None:
         self.ann.unload()
@@ -590,6 +607,24 @@ class Index:
             out_time[found] = tm
         out_s[~found] = 0.0
         return Neighbours(out_t, out_time, out_s, out_i)
+
+    def track_segments(self, track: int, start: float, end: float) -> tuple[np.ndarray, np.ndarray]:
+        """Usable indexed segments of ``track`` starting within [start, end] s.
+
+        Returns
+        -------
+        (ndarray, ndarray)
+            Start times ``(n,)`` in time order and unit-length vectors
+            ``(n, dim)``; empty for a track the index does not hold.
+        """
+        parts = [s.segments(track, start, end) for s in self.shards]
+        parts = [p for p in parts if len(p[0])]
+        if not parts:
+            return np.zeros(0, np.float32), np.zeros((0, self.dim), np.float32)
+        times = np.concatenate([p[0] for p in parts])
+        vecs = np.concatenate([p[1] for p in parts])
+        order = np.argsort(times, kind="stable")
+        return times[order], vecs[order]
 
     def lookup(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Track ids and times of global item keys (as in :attr:`Neighbours.item`)."""
@@ -1174,8 +1209,9 @@ def _remove_unreferenced(directory: Path, manifest: Manifest) -> int:
 
 
 def _publish(directory: Path, manifest: Manifest, progress: Progress) -> None:
-    if manifest.calibration:  # thresholds shown in the manifest follow the configured rate
-        from .calibrate import Calibration
+    from .calibrate import Calibration, is_current
+
+    if is_current(manifest.calibration):  # thresholds shown in the manifest follow the configured rate
 
         extra = {k: manifest.calibration[k] for k in ("generation", "index_tracks", "added_since")
                  if k in manifest.calibration}
@@ -1241,7 +1277,8 @@ def _state(dh: DataHome, model: Encoder | str | Path | None, config: IndexConfig
 def needs_calibration(calibration: dict[str, Any] | None, added: int, config: IndexConfig) -> bool:
     """Whether an update adding ``added`` tracks must recalibrate the thresholds.
 
-    The rule: always without a calibration; never when nothing is added;
+    The rule: always without a calibration or with one for another clip
+    score (:func:`audiosim.calibrate.is_current`); never when nothing is added;
     otherwise when the tracks added since the calibration (its
     ``added_since`` plus ``added``) exceed ``config.recalibrate_share`` of
     the tracks the index held when it was computed (its ``index_tracks``;
@@ -1255,7 +1292,9 @@ def needs_calibration(calibration: dict[str, Any] | None, added: int, config: In
     >>> needs_calibration({"index_tracks": 1000, "added_since": 80}, 40, cfg)
     True
     """
-    if not calibration:
+    from .calibrate import is_current
+
+    if not is_current(calibration):
         return True
     if added <= 0:
         return False
@@ -1326,7 +1365,8 @@ def update(
         old, base, enc, cfg, store, plan, durations = st.old, st.base, st.model, st.config, st.store, st.plan, st.durations
         progress("plan", {"add": len(plan.add), "tombstone": len(plan.tombstone), "missing": len(plan.missing_features)})
         unchanged = config is None or config == base.config if base is not None else False
-        if base is not None and not plan.add and not plan.tombstone and unchanged and (base.calibration or not calibrate):
+        calibrated = not calibrate or not needs_calibration(base.calibration if base else None, 0, cfg)
+        if base is not None and not plan.add and not plan.tombstone and unchanged and calibrated:
             return UpdateResult(
                 "nothing", base.generation, shards=len(base.shards), index_items=sum(s.items for s in base.shards),
                 missing_features=len(plan.missing_features), total_seconds=time.perf_counter() - t0,

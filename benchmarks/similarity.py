@@ -26,7 +26,9 @@ Compared:
 
 Also printed: chance (expected precision of a random ranking) and the
 ceiling (best possible, given how many same-soundtrack tracks each has),
-and precision@k per soundtrack.
+bootstrap 95 % intervals (tracks resampled) for each method and for the
+difference between the learned vectors and the 22 kHz MFCC baseline, and
+precision@k per soundtrack.
 """
 
 from __future__ import annotations
@@ -63,6 +65,19 @@ def per_track_precision(vectors: np.ndarray, labels: np.ndarray, k: int) -> np.n
     np.fill_diagonal(sim, -np.inf)
     top = np.argsort(-sim, axis=1, kind="stable")[:, :k]
     return (labels[top] == labels[:, None]).mean(1)
+
+
+def bootstrap_ci(values: np.ndarray, n: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95 % interval of the mean of per-track ``values``, resampling tracks.
+
+    Tracks share neighbours, so this understates the spread a little; it
+    still shows how far apart two methods must be to differ on a few
+    dozen tracks.
+    """
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), (n, len(values)))].mean(1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return float(lo), float(hi)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,13 +131,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nHeld-out tracks: {n} from {len(counts)} soundtracks; model {model.digest} "
           f"({model.card.get('total_training_minutes', (model.card.get('history') or [{}])[-1].get('minutes', '?'))} min training); {time.perf_counter() - t0:.0f} s "
           f"(learned vectors {t_learned:.0f} s)\n")
+    cis = [bootstrap_ci(v) for v in results.values()]
     table = pd.DataFrame({
         "method": list(results) + ["chance (random ranking)", "ceiling (perfect ranking)"],
         f"p@{k}": [round(float(v.mean()), 3) for v in results.values()] + [round(chance, 3), round(ceiling, 3)],
+        "95% interval": [f"{lo:.3f}-{hi:.3f}" for lo, hi in cis] + ["", ""],
         "p@1": [round(float(p1[m]), 3) for m in results] + [round(chance, 3), round(float(np.mean(same > 0)), 3)],
     })
     print("Same-soundtrack precision among each held-out track's nearest held-out tracks")
     print(table.to_string(index=False))
+    diff = results["learned song vectors"] - results["MFCC mean+std, 22 kHz"]
+    lo, hi = bootstrap_ci(diff)
+    print(f"\nlearned minus MFCC 22 kHz, p@{k}: {diff.mean():+.3f} (95 % interval {lo:+.3f} to {hi:+.3f}, "
+          f"tracks resampled); the learned vectors beat the baseline only if the interval is above 0")
     per = pd.DataFrame({"soundtrack": labels, **{m: v for m, v in results.items()}}).groupby("soundtrack").mean()
     per.insert(0, "tracks", counts)
     print(f"\np@{k} by soundtrack")

@@ -552,3 +552,23 @@ def test_small_additions_reuse_the_stored_calibration(tmp_path: Path, songs, mod
     assert third.calibrated
     fresh = I.Manifest.load(DataHome(home).index_dir).calibration
     assert fresh["index_tracks"] == 7 and "added_since" not in fresh
+
+
+def test_a_calibration_for_another_score_is_redone(tmp_path: Path, songs, models) -> None:
+    from audiosim.calibrate import STATISTIC
+
+    assert I.needs_calibration({"index_tracks": 10, "statistic": "vote-score"}, 0, CFG)
+    home = make_home(tmp_path, songs, 4)
+    I.update(home, models[0], CFG)
+    d = DataHome(home).index_dir
+    man = I.Manifest.load(d)
+    man.calibration = dict(man.calibration, statistic="vote-score")  # as written before verification
+    man.save(d)
+    with pytest.warns(UserWarning, match="calibrated for score 'vote-score'"):
+        m = Matcher(home, models[0])
+    with m:
+        assert m.calibration is None
+        assert not m.match(clips_of(songs[:1])[0], SR).matched, "stale thresholds are not applied"
+    res = I.update(home, models[0], CFG)
+    assert res.calibrated and res.added_tracks == 0
+    assert I.Manifest.load(d).calibration["statistic"] == STATISTIC

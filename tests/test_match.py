@@ -20,7 +20,7 @@ import audiosim
 from audiosim.calibrate import Calibration, CalibrationBin
 from audiosim.config import IndexConfig
 from audiosim.index import Neighbours
-from audiosim.match import Matcher, clip_score, drop_local_hubs, hub_limit, score_neighbours
+from audiosim.match import Matcher, clip_score, drop_local_hubs, hub_limit, score_segments
 from audiosim.model import DEFAULT_FINGERPRINT_MODEL
 from audiosim.voting import Candidate
 
@@ -41,6 +41,35 @@ def trained_model() -> Path:
 
 def _nn(track: np.ndarray, time: np.ndarray, sim: np.ndarray, item: np.ndarray) -> Neighbours:
     return Neighbours(track.astype(np.int64), time.astype(np.float32), sim.astype(np.float32), item.astype(np.int64))
+
+
+def _unit(rng: np.random.Generator, n: int, dim: int = 16) -> np.ndarray:
+    v = rng.normal(size=(n, dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+class FakeIndex:
+    """Just enough of :class:`~audiosim.index.Index` for verification: tracks
+    as (times, vectors) on a 0.5 s grid."""
+
+    def __init__(self, tracks: dict[int, tuple[np.ndarray, np.ndarray]], dim: int = 16):
+        self.tracks, self.dim = tracks, dim
+
+    def track_segments(self, track: int, start: float, end: float) -> tuple[np.ndarray, np.ndarray]:
+        times, vecs = self.tracks.get(track, (np.zeros(0, np.float32), np.zeros((0, self.dim), np.float32)))
+        keep = (times >= start - 1e-6) & (times <= end + 1e-6)
+        return times[keep], vecs[keep]
+
+
+def _grid_track(rng: np.random.Generator, seconds: float) -> tuple[np.ndarray, np.ndarray]:
+    """A track of random unit vectors on a 0.5 s grid: (times, vectors)."""
+    times = np.arange(0.0, seconds, 0.5, dtype=np.float32)
+    return times, _unit(rng, len(times))
+
+
+def _clip_of(track: tuple[np.ndarray, np.ndarray], offset: float, q: np.ndarray) -> np.ndarray:
+    """Query vectors of a clean clip at ``offset``: each segment is the track's nearest grid item."""
+    return track[1][np.round((offset + q) / 0.5).astype(int)]
 
 
 def test_clip_score() -> None:
@@ -65,10 +94,16 @@ def test_local_hub_is_dropped_and_true_match_kept() -> None:
     cleaned = drop_local_hubs(nn, limit)
     assert (cleaned.track[:, 1] == -1).all(), "the hub item is ignored"
     assert (cleaned.track[:, 0] == 7).all(), "items of the true match are kept"
-    cs = score_neighbours(nn, q, IndexConfig(), 0.1)
-    assert cs.best.track == 7
+    rng = np.random.default_rng(1)
+    true = _grid_track(rng, 60.0)
+    qv = _clip_of(true, 12.0, q)
+    index = FakeIndex({7: true, 3: (np.array([5.0], np.float32), qv[:1])})
+    cs = score_segments(index, qv, q, nn, IndexConfig(), 0.1)
+    assert [c.track for c in cs.candidates] == [7], "the hub's track is not even a candidate"
     assert abs(cs.best.offset - 12.0) <= 0.25
-    assert cs.score == pytest.approx(cs.best.score) and cs.best.votes == 40
+    assert cs.best.votes == 40
+    # Each segment is compared with the items within 0.5 s of where it should be, its own among them.
+    assert cs.score == pytest.approx(40.0, abs=1e-4) and cs.score == pytest.approx(cs.best.score)
 
 
 def test_hub_limit_respects_config() -> None:
@@ -86,9 +121,47 @@ def test_scattered_votes_lose_to_consistent_ones() -> None:
     item = rng.integers(0, 10**6, (30, 5))
     track[::2, 0], time[::2, 0], sim[::2, 0] = 77, 30.0 + q[::2], 0.6  # half the segments agree
     item[::2, 0] = np.arange(15) + 5 * 10**6
-    cs = score_neighbours(_nn(track, time, sim, item), q, IndexConfig(), 0.1)
+    tracks = {t: _grid_track(rng, 120.0) for t in range(50)}
+    tracks[77] = _grid_track(rng, 60.0)
+    qv = _clip_of(tracks[77], 30.0, q)
+    cs = score_segments(FakeIndex(tracks), qv, q, _nn(track, time, sim, item), IndexConfig(), 0.1)
     assert cs.best.track == 77 and abs(cs.best.offset - 30.0) < 0.3
-    assert cs.score > 3.0
+    assert cs.score == pytest.approx(30.0, abs=1e-4)
+    assert all(c.score < 15.0 for c in cs.candidates[1:]), "chance tracks resemble the clip far less"
+
+
+def test_verification_outranks_a_louder_vote() -> None:
+    # Track 5 gets more votes (a repeated passage its segments retrieved), but
+    # track 9 holds the clip where it says: verification ranks 9 first.
+    rng = np.random.default_rng(2)
+    q = np.arange(30) * 0.1
+    index = FakeIndex({5: _grid_track(rng, 60.0), 9: _grid_track(rng, 30.0)})
+    qv = _clip_of(index.tracks[9], 8.0, q)
+    track = np.full((30, 2), -1)
+    time = np.zeros((30, 2))
+    sim = np.zeros((30, 2))
+    item = np.full((30, 2), -1)
+    track[:, 0], time[:, 0], sim[:, 0], item[:, 0] = 5, np.round((40.0 + q) / 0.5) * 0.5, 0.9, 100 + np.arange(30)
+    track[::3, 1], time[::3, 1], sim[::3, 1], item[::3, 1] = 9, np.round((8.0 + q[::3]) / 0.5) * 0.5, 0.7, 200 + np.arange(10)
+    cs = score_segments(index, qv, q, _nn(track, time, sim, item), IndexConfig(), 0.1)
+    assert [c.track for c in cs.candidates] == [9, 5]
+    assert cs.candidates[0].votes < cs.candidates[1].votes
+    assert abs(cs.best.offset - 8.0) < 0.3
+
+
+def test_aligned_similarity_compares_each_segment_where_it_should_be() -> None:
+    from audiosim.verify import aligned_similarity
+
+    rng = np.random.default_rng(3)
+    times, vecs = _grid_track(rng, 20.0)
+    qt = np.arange(5) * 0.5
+    qv = _clip_of((times, vecs), 10.0, qt)
+    assert aligned_similarity(qv, qt, times, vecs, 10.0, 0.25) == pytest.approx(np.ones(5), abs=1e-5)
+    shifted = aligned_similarity(qv, qt, times, vecs, 13.0, 0.25)
+    assert shifted.max() < 0.9, "at another offset the segments meet other music"
+    # Beyond the track's end there is nothing to compare with: 0, not a penalty.
+    tail = aligned_similarity(qv, qt, times, vecs, 18.5, 0.25)
+    assert (tail[-2:] == 0).all()
 
 
 def _cal() -> Calibration:
