@@ -455,7 +455,10 @@ def _cmd_index(args: argparse.Namespace) -> int:
         cal = Calibration.from_dict(manifest.calibration)
         cells = ", ".join(f"{row['seconds']:g} s > {row['threshold']:.3g}" for row in cal.table())
         print(f"thresholds ({cal.method}, at most {cal.max_false_match:.1%} of absent clips match): {cells}")
-    elif not is_current(manifest.calibration):
+    elif manifest.calibration and not is_current(manifest.calibration):
+        print("warning: the index's thresholds were calibrated for an older kind of score, so nothing will "
+              "match; run `audiosim index` without --no-calibrate", file=sys.stderr)
+    elif not manifest.calibration:
         print("warning: the index has no calibrated thresholds, so nothing will match "
               "(calibration needs at least two tracks with readable audio)", file=sys.stderr)
     return EXIT_OK

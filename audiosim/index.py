@@ -1212,7 +1212,6 @@ def _publish(directory: Path, manifest: Manifest, progress: Progress) -> None:
     from .calibrate import Calibration, is_current
 
     if is_current(manifest.calibration):  # thresholds shown in the manifest follow the configured rate
-
         extra = {k: manifest.calibration[k] for k in ("generation", "index_tracks", "added_since")
                  if k in manifest.calibration}
         cal = Calibration.from_dict(manifest.calibration)

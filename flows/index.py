@@ -28,7 +28,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import TaskRunner
 
 from audiosim import index as lib
-from audiosim.calibrate import Calibration
+from audiosim.calibrate import Calibration, is_current
 from audiosim.config import IndexConfig
 from audiosim.index import UpdateResult
 from audiosim.runners import batch_size as batch_size_for
@@ -166,7 +166,7 @@ def publish_artifacts(results: Sequence[UpdateResult], home: str | Path) -> None
         manifest = lib.Manifest.load(DataHome.resolve(home).index_dir)
     except FileNotFoundError:
         return
-    if manifest.calibration:
+    if is_current(manifest.calibration):
         cal = Calibration.from_dict(manifest.calibration)
         create_table_artifact(
             table=cal.table(), key="index-thresholds",
