@@ -535,7 +535,8 @@ def calibrate(
     ValueError
         If no absent file could be decoded.
     """
-    from .index import Index, check_compatible, model_digest, resolve_model, store_calibration
+    from .index import Index, check_compatible, model_digest, resolve_model
+    from .index_build import store_calibration
 
     opened = not isinstance(index, Index)
     idx = Index.open(index) if opened else index

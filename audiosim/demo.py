@@ -19,7 +19,7 @@ import pandas as pd
 import soundfile as sf
 import torch
 
-from . import audio, augment
+from . import augment
 from .store import DataHome
 
 DEMO_SONGS = 20
@@ -81,7 +81,7 @@ def make_clips(songs: list[Path], absent: list[Path], folder: Path, seconds: flo
 
 def run_demo(home: str | Path | None = None, log: Callable[[str], None] = print) -> int:
     """Run the demo in data home ``home`` (default ``./data``); returns an exit code."""
-    from .index import update
+    from .index_build import update
     from .ingest import ingest_many
     from .match import Matcher
     from .mood import catalogue_moods, format_groups

@@ -590,7 +590,7 @@ def prune_missing(paths: Iterable[str | Path], home: str | Path | DataHome | Non
     files have been found again (they keep their track id) and only files
     really deleted are pruned. The rows stay, with status ``failed`` and
     reason ``missing`` (:meth:`Catalog.mark_missing`); the next index
-    update, or :func:`audiosim.index.tombstone_removed`, stops them from
+    update, or :func:`audiosim.index_build.tombstone_removed`, stops them from
     matching.
 
     Parameters

@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 from audiosim import audio, augment  # noqa: E402
 from audiosim import features as F  # noqa: E402
 from audiosim import index as I  # noqa: E402
+from audiosim import index_build as IB  # noqa: E402
 from audiosim.config import FeatureConfig  # noqa: E402
 from audiosim.match import Matcher  # noqa: E402
 from audiosim.model import load_encoder  # noqa: E402
@@ -536,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
     home = make_home(tracks, work, wave_cache, model.features)
 
     t0 = time.perf_counter()
-    res = I.update(home, model_path, progress=lambda s, i: log(f"  index: {s} {i}") if s not in ("embed",) else None)
+    res = IB.update(home, model_path, progress=lambda s, i: log(f"  index: {s} {i}") if s not in ("embed",) else None)
     log(f"index: {res.action} in {time.perf_counter() - t0:.0f} s")
     matcher = Matcher(home, model)
     idx = matcher.index

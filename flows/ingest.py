@@ -34,7 +34,7 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from audiosim import ingest as lib
 from audiosim.config import DecodeConfig, FeatureConfig
-from audiosim.index import tombstone_removed
+from audiosim.index_build import tombstone_removed
 from audiosim.ingest import IngestResult, PruneResult
 from audiosim.runners import batch_size as batch_size_for
 from audiosim.runners import batches, bounded, flow_uses_threads, one_torch_thread

@@ -19,7 +19,7 @@ of worker processes (started once, shared by ingest and index:
 :func:`audiosim.runners.shared_cluster`), or an existing Dask scheduler.
 On Dask the index's embedding fans out too (batches of tracks embedded
 into files of the data home); the shard build, calibration and publishing
-are one task (:func:`audiosim.index.update`, under the index's writer
+are one task (:func:`audiosim.index_build.update`, under the index's writer
 lock) in the flow's process whatever the runner.
 
 ``retrain_flow`` trains a *candidate* model (:func:`flows.train.train_flow`,

@@ -209,7 +209,7 @@ def test_two_ingests_at_once(prefect_harness: str, tmp_path: Path, music: list[P
 
 @pytest.mark.timeout(1500)
 def test_ingest_during_index_compaction(prefect_harness: str, tmp_path: Path, music: list[Path], home) -> None:
-    from audiosim import index as ix
+    from audiosim import index_build as ix
     from audiosim.ingest import ingest_many
     from audiosim.songbook import write_songbook
 

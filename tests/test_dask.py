@@ -150,7 +150,7 @@ def test_dask_built_index_answers_like_a_single_process_one(prefect_harness: str
     """Embedding fans out as batches of tracks on 2 worker processes; the index answers the same."""
     from test_index import CFG, answers, clips_of, make_home
 
-    from audiosim import index as I
+    from audiosim import index_build as I
     from audiosim.songbook import write_songbook
     from flows.index import run_index
 

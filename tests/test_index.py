@@ -23,6 +23,7 @@ import torch
 from annoy import AnnoyIndex
 
 from audiosim import index as I
+from audiosim import index_build as IB
 from audiosim.catalog import Catalog
 from audiosim.config import ConfigMismatchError, FeatureConfig, IndexConfig
 from audiosim.ingest import ingest_many
@@ -105,7 +106,7 @@ def answers(home: Path, model: Path, clips: list[np.ndarray]) -> list[tuple]:
 
 def test_build_writes_shards_and_manifest(tmp_path: Path, songs, models) -> None:
     home = make_home(tmp_path, songs, 4)
-    res = I.update(home, models[0], CFG)
+    res = IB.update(home, models[0], CFG)
     assert res.action == "update" and res.added_tracks == 4 and res.shard == "shard-0001" and res.calibrated
     d = DataHome(home).index_dir
     for suffix in I.SHARD_SUFFIXES:
@@ -144,30 +145,30 @@ def test_build_writes_shards_and_manifest(tmp_path: Path, songs, models) -> None
         tr, tm = idx.lookup(nn.item.ravel())
         assert (tr == nn.track.ravel()).all() and (tm == nn.time.ravel()).all()
         assert (tr == ids["track"][nn.item.ravel()]).all() and (tm == ids["time"][nn.item.ravel()]).all()
-    assert I.update(home, models[0], CFG).action == "nothing"
+    assert IB.update(home, models[0], CFG).action == "nothing"
 
 
 def test_new_tracks_add_a_shard_and_compaction_keeps_answers(tmp_path: Path, songs, models) -> None:
     home = make_home(tmp_path, songs, 3)
-    I.update(home, models[0], CFG, calibrate=False)
+    IB.update(home, models[0], CFG, calibrate=False)
     ingest_many(songs[3:6], home)
-    res = I.update(home, models[0], CFG, calibrate=False)
+    res = IB.update(home, models[0], CFG, calibrate=False)
     assert res.shard == "shard-0002" and res.added_tracks == 3 and res.shards == 2
     clips = clips_of(songs[:6])
     sharded = answers(home, models[0], clips)
     assert all(a is not None for a in sharded)
 
-    res = I.compact(home)
+    res = IB.compact(home)
     assert res.action == "compact" and res.shards == 1 and res.shard == "shard-0003"
     d = DataHome(home).index_dir
     assert not list(d.glob("shard-0001*")) and not list(d.glob("shard-0002*")), "superseded shards are deleted"
     assert answers(home, models[0], clips) == sharded
-    assert I.compact(home).action == "nothing"
+    assert IB.compact(home).action == "nothing"
 
 
 def test_removed_and_changed_tracks_never_match(tmp_path: Path, songs, models) -> None:
     home = make_home(tmp_path, songs, 5)
-    I.update(home, models[0], CFG, calibrate=False)
+    IB.update(home, models[0], CFG, calibrate=False)
     with Catalog(DataHome(home).catalog_path) as cat:
         rows = {Path(t.path).name: t for t in cat.iter_tracks()}
         removed = rows[songs[1].name]
@@ -178,7 +179,7 @@ def test_removed_and_changed_tracks_never_match(tmp_path: Path, songs, models) -
     sf.write(changed_path, x, SR)
     try:
         ingest_many([changed_path], home)
-        res = I.update(home, models[0], CFG, calibrate=False)
+        res = IB.update(home, models[0], CFG, calibrate=False)
         assert res.tombstoned_tracks == 2 and res.added_tracks == 1
         man = I.Manifest.load(DataHome(home).index_dir)
         reasons = {(t.track_id, t.content_hash): t.reason for t in man.tombstones}
@@ -206,7 +207,7 @@ def test_removed_and_changed_tracks_never_match(tmp_path: Path, songs, models) -
                 assert ans is None or ans[0] != removed.id
 
         check(home)
-        I.compact(home)
+        IB.compact(home)
         man = I.Manifest.load(DataHome(home).index_dir)
         assert man.tombstones == [] and len(man.shards) == 1
         assert (removed.id, removed.content_hash) not in man.indexed_pairs()
@@ -218,7 +219,7 @@ def test_removed_and_changed_tracks_never_match(tmp_path: Path, songs, models) -
 
 def test_other_model_or_features_are_refused(tmp_path: Path, songs, models) -> None:
     home = make_home(tmp_path, songs, 3)
-    I.update(home, models[0], CFG, calibrate=False)
+    IB.update(home, models[0], CFG, calibrate=False)
     built = I.Manifest.load(DataHome(home).index_dir).model_digest
     other = I.model_digest(I.resolve_model(models[1]))
     with pytest.raises(ConfigMismatchError) as e:
@@ -230,10 +231,10 @@ def test_other_model_or_features_are_refused(tmp_path: Path, songs, models) -> N
         I.Index.open(home, features=FeatureConfig(n_mels=32))
     assert FeatureConfig(n_mels=32).digest() in str(e.value) and FeatureConfig().digest() in str(e.value)
     with pytest.raises(ConfigMismatchError):
-        I.update(home, models[1], CFG)
+        IB.update(home, models[1], CFG)
     with pytest.raises(ConfigMismatchError, match="index_hop_seconds"):
-        I.update(home, models[0], IndexConfig(index_hop_seconds=0.25))
-    res = I.update(home, models[1], CFG, rebuild=True, calibrate=False)
+        IB.update(home, models[0], IndexConfig(index_hop_seconds=0.25))
+    res = IB.update(home, models[1], CFG, rebuild=True, calibrate=False)
     assert res.action == "rebuild" and res.shards == 1 and res.shard == "shard-0002"
     assert I.Manifest.load(DataHome(home).index_dir).model_digest == other
     I.Index.open(home, model=I.resolve_model(models[1])).close()
@@ -247,11 +248,11 @@ def test_plan_update_logic(tmp_path: Path) -> None:
     man = I.Manifest("m", "", None, FeatureConfig(), IndexConfig(), 96)
     man.shards.append(I.ShardInfo("shard-0001", 10, ((1, "a"), (2, "b"), (3, "c")), (1.0, 1.0, 1.0), 10, ""))
     man.tombstones.append(I.Tombstone(3, "c", "removed", ""))
-    plan = I.plan_update(man, {1: "a", 2: "b2", 3: "c", 4: "d", 5: "nofeat"}, Store())  # type: ignore[arg-type]
+    plan = IB.plan_update(man, {1: "a", 2: "b2", 3: "c", 4: "d", 5: "nofeat"}, Store())  # type: ignore[arg-type]
     assert plan.add == [(2, "b2"), (3, "c"), (4, "d")]  # changed, re-added after removal, new
     assert [(t.track_id, t.content_hash, t.reason) for t in plan.tombstone] == [(2, "b", "changed")]
     assert plan.missing_features == [(5, "nofeat")]
-    plan = I.plan_update(man, {}, Store())  # type: ignore[arg-type]
+    plan = IB.plan_update(man, {}, Store())  # type: ignore[arg-type]
     assert [(t.track_id, t.reason) for t in plan.tombstone] == [(1, "removed"), (2, "removed")]
 
 
@@ -273,10 +274,10 @@ def test_hub_scores_flag_the_item_near_everything() -> None:
         ann.add_item(i, v)
     ann.build(10)
     q = cone(2000)
-    hub = I.hub_scores(ann, tracks, q, np.full(2000, -1), k=5, search_k=10_000)
+    hub = IB.hub_scores(ann, tracks, q, np.full(2000, -1), k=5, search_k=10_000)
     assert hub.argmax() == 0 and hub[0] > 5 and np.median(hub) < 1.5
     # A query never counts its own track's items.
-    own = I.hub_scores(ann, tracks, x[:10], tracks[:10], k=5, search_k=10_000)
+    own = IB.hub_scores(ann, tracks, x[:10], tracks[:10], k=5, search_k=10_000)
     assert own[:10].sum() == 0
 
 
@@ -290,13 +291,14 @@ BUILDER = textwrap.dedent(
     """
     import sys, time
     from audiosim import index as I
+    from audiosim import index_build as IB
     from audiosim.config import IndexConfig
     home, model, stage = sys.argv[1], sys.argv[2], sys.argv[3]
     def progress(s, info):
         if s == stage:
             print("READY", flush=True)
             time.sleep(600)
-    I.update(home, model, IndexConfig(search_k=100_000), calibrate=False, progress=progress)
+    IB.update(home, model, IndexConfig(search_k=100_000), calibrate=False, progress=progress)
     """
 )
 
@@ -304,7 +306,7 @@ BUILDER = textwrap.dedent(
 @pytest.mark.parametrize("stage", ["built", "shard-files"])
 def test_kill_mid_build_leaves_the_old_index_usable(tmp_path: Path, songs, models, stage: str) -> None:
     home = make_home(tmp_path, songs, 3)
-    I.update(home, models[0], CFG, calibrate=False)
+    IB.update(home, models[0], CFG, calibrate=False)
     clips = clips_of(songs[:3], starts=(2.0, 9.0))
     before = answers(home, models[0], clips)
     ingest_many(songs[3:5], home)
@@ -323,7 +325,7 @@ def test_kill_mid_build_leaves_the_old_index_usable(tmp_path: Path, songs, model
     else:
         assert any(n.endswith(".tmp") for n in leftovers)  # the half-built forest
     assert answers(home, models[0], clips) == before
-    res = I.update(home, models[0], CFG, calibrate=False, lock_timeout=30)  # the lock died with the writer
+    res = IB.update(home, models[0], CFG, calibrate=False, lock_timeout=30)  # the lock died with the writer
     assert res.added_tracks == 2
     if stage == "shard-files":
         assert res.shard == "shard-0003", "a name a dead writer put in place is not reused"
@@ -372,7 +374,7 @@ READER = textwrap.dedent(
 
 def test_queries_keep_working_during_rebuilds(tmp_path: Path, songs, models) -> None:
     home = make_home(tmp_path, songs, 3)
-    I.update(home, models[0], CFG, calibrate=False)
+    IB.update(home, models[0], CFG, calibrate=False)
     clip = tmp_path / "clip.wav"
     x, _ = sf.read(songs[0], dtype="float32")
     sf.write(clip, x[3 * SR : 6 * SR], SR)
@@ -387,9 +389,9 @@ def test_queries_keep_working_during_rebuilds(tmp_path: Path, songs, models) -> 
             assert r.stdout.readline().strip() == "READY"
         for batch in (songs[3:5], songs[5:7]):
             ingest_many(batch, home)
-            I.update(home, models[0], CFG, calibrate=False)
+            IB.update(home, models[0], CFG, calibrate=False)
             time.sleep(0.5)
-            I.compact(home)
+            IB.compact(home)
             time.sleep(0.5)
         stop.touch()
         outs = [r.communicate(timeout=120) for r in readers]
@@ -410,7 +412,7 @@ def test_index_flow_updates_compacts_and_reports(prefect_harness, tmp_path: Path
     from flows.index import index_flow
 
     home = make_home(tmp_path, songs, 3)
-    I.update(home, models[0], CFG, calibrate=False)
+    IB.update(home, models[0], CFG, calibrate=False)
     ingest_many(songs[3:5], home)
     results = index_flow(home=home, model=models[0], compact=True, calibrate=True)
     assert [r.action for r in results] == ["update", "compact"]
@@ -428,10 +430,10 @@ def test_false_match_rate_setting_and_absent_calibration(tmp_path: Path, songs, 
     from audiosim.calibrate import Calibration, calibrate
 
     home = make_home(tmp_path, songs, 4)
-    I.update(home, models[0], CFG)
+    IB.update(home, models[0], CFG)
     d = DataHome(home).index_dir
     before = I.Manifest.load(d)
-    res = I.update(home, models[0], dataclasses.replace(CFG, max_false_match=0.1))
+    res = IB.update(home, models[0], dataclasses.replace(CFG, max_false_match=0.1))
     assert res.action == "update" and res.added_tracks == 0  # a settings change is published on its own
     after = I.Manifest.load(d)
     assert after.config.max_false_match == 0.1 and after.calibration["max_false_match"] == 0.1
@@ -461,15 +463,15 @@ def _shard_contents(home: Path) -> tuple[np.ndarray, np.ndarray]:
 def test_embeddings_computed_ahead_give_the_same_index(tmp_path: Path, songs, models) -> None:
     one = make_home(tmp_path / "one", songs, 4)
     two = make_home(tmp_path / "two", songs, 4)
-    I.update(one, models[0], CFG, calibrate=False)
+    IB.update(one, models[0], CFG, calibrate=False)
 
-    job = I.plan_embedding(two, models[0], CFG)
+    job = IB.plan_embedding(two, models[0], CFG)
     assert len(job.tracks) == 4 and job.model_path == str(models[0].resolve())
-    done = I.embed_tracks(two, job, job.tracks[:3]) + I.embed_tracks(two, job, job.tracks[2:])
+    done = IB.embed_tracks(two, job, job.tracks[:3]) + IB.embed_tracks(two, job, job.tracks[2:])
     assert [n > 0 for _, n in done] == [True, True, True, False, True]  # the 3rd was there already
     files = sorted(Path(job.directory).glob("*.npz"))
     assert len(files) == 4 and Path(job.directory).is_relative_to(DataHome(two).cache_dir)
-    assert I.plan_embedding(two, models[0], CFG).tracks == ()  # nothing left to embed
+    assert IB.plan_embedding(two, models[0], CFG).tracks == ()  # nothing left to embed
 
     def no_embedding(*a, **k):
         raise AssertionError("the update embedded a track that was embedded ahead")
@@ -477,7 +479,7 @@ def test_embeddings_computed_ahead_give_the_same_index(tmp_path: Path, songs, mo
     real = I.embed_logmel
     I.embed_logmel = no_embedding
     try:
-        res = I.update(two, models[0], CFG, calibrate=False)
+        res = IB.update(two, models[0], CFG, calibrate=False)
     finally:
         I.embed_logmel = real
     assert res.added_tracks == 4
@@ -492,12 +494,12 @@ def test_embeddings_computed_ahead_give_the_same_index(tmp_path: Path, songs, mo
 
 def test_a_broken_embedding_file_is_recomputed(tmp_path: Path, songs, models) -> None:
     home = make_home(tmp_path, songs, 2)
-    job = I.plan_embedding(home, models[0], CFG)
-    I.embed_tracks(home, job)
+    job = IB.plan_embedding(home, models[0], CFG)
+    IB.embed_tracks(home, job)
     first = Path(job.directory) / f"{job.tracks[0][1]}.npz"
     first.write_bytes(b"not an npz")
-    assert I.load_embedding(first, 96) is None
-    assert I.update(home, models[0], CFG, calibrate=False).added_tracks == 2
+    assert IB.load_embedding(first, 96) is None
+    assert IB.update(home, models[0], CFG, calibrate=False).added_tracks == 2
     with I.Index.open(home) as idx:
         assert len(idx.live_tracks()) == 2 and idx.n_items > 40
 
@@ -512,43 +514,43 @@ def test_pruned_tracks_are_tombstoned_and_never_match(tmp_path: Path, songs, mod
     copies = [Path(shutil.copy(p, music / p.name)) for p in songs[:4]]
     home = tmp_path / "home"
     ingest_many(copies, home)
-    I.update(home, models[0], CFG, calibrate=False)
+    IB.update(home, models[0], CFG, calibrate=False)
     with Catalog(DataHome(home).catalog_path) as cat:
         gone = cat.get_by_path(copies[1])
     copies[1].unlink()
 
     res = prune_missing([music], home)
     assert res.track_ids == [gone.id]
-    tombs = I.tombstone_removed(home)
+    tombs = IB.tombstone_removed(home)
     assert [(t.track_id, t.content_hash, t.reason) for t in tombs] == [(gone.id, gone.content_hash, "removed")]
-    assert I.tombstone_removed(home) == []  # nothing more to do
+    assert IB.tombstone_removed(home) == []  # nothing more to do
     with I.Index.open(home) as idx:
         assert gone.id not in idx.live_tracks() and len(idx.live_tracks()) == 3
     x, _ = sf.read(songs[1], dtype="float32")
     for ans in answers(home, models[0], [x[SR * s : SR * (s + 3)] for s in (2, 8, 14)]):
         assert ans is None or ans[0] != gone.id
-    later = I.update(home, models[0], CFG, calibrate=False)
+    later = IB.update(home, models[0], CFG, calibrate=False)
     assert later.action == "nothing" and later.tombstoned_tracks == 0
 
 
 def test_small_additions_reuse_the_stored_calibration(tmp_path: Path, songs, models) -> None:
     import dataclasses
 
-    assert I.needs_calibration(None, 0, CFG)
-    assert not I.needs_calibration({"index_tracks": 10}, 0, CFG)
+    assert IB.needs_calibration(None, 0, CFG)
+    assert not IB.needs_calibration({"index_tracks": 10}, 0, CFG)
     home = make_home(tmp_path, songs, 4)
     cfg = dataclasses.replace(CFG, recalibrate_share=0.5)
-    first = I.update(home, models[0], cfg)
+    first = IB.update(home, models[0], cfg)
     assert first.calibrated
     cal = I.Manifest.load(DataHome(home).index_dir).calibration
     assert cal["index_tracks"] == 4
     ingest_many(songs[4:6], home)  # 2 new tracks: not more than half of 4
-    second = I.update(home, models[0], cfg)
+    second = IB.update(home, models[0], cfg)
     assert second.added_tracks == 2 and not second.calibrated
     kept = I.Manifest.load(DataHome(home).index_dir).calibration
     assert kept["added_since"] == 2 and kept["bins"] == cal["bins"]
     ingest_many(songs[6:7], home)  # 3 since the calibration: more than half of 4
-    third = I.update(home, models[0], cfg)
+    third = IB.update(home, models[0], cfg)
     assert third.calibrated
     fresh = I.Manifest.load(DataHome(home).index_dir).calibration
     assert fresh["index_tracks"] == 7 and "added_since" not in fresh
@@ -557,9 +559,9 @@ def test_small_additions_reuse_the_stored_calibration(tmp_path: Path, songs, mod
 def test_a_calibration_for_another_score_is_redone(tmp_path: Path, songs, models) -> None:
     from audiosim.calibrate import STATISTIC
 
-    assert I.needs_calibration({"index_tracks": 10, "statistic": "vote-score"}, 0, CFG)
+    assert IB.needs_calibration({"index_tracks": 10, "statistic": "vote-score"}, 0, CFG)
     home = make_home(tmp_path, songs, 4)
-    I.update(home, models[0], CFG)
+    IB.update(home, models[0], CFG)
     d = DataHome(home).index_dir
     man = I.Manifest.load(d)
     man.calibration = dict(man.calibration, statistic="vote-score")  # as written before verification
@@ -569,6 +571,6 @@ def test_a_calibration_for_another_score_is_redone(tmp_path: Path, songs, models
     with m:
         assert m.calibration is None
         assert not m.match(clips_of(songs[:1])[0], SR).matched, "stale thresholds are not applied"
-    res = I.update(home, models[0], CFG)
+    res = IB.update(home, models[0], CFG)
     assert res.calibrated and res.added_tracks == 0
     assert I.Manifest.load(d).calibration["statistic"] == STATISTIC

@@ -214,7 +214,7 @@ def test_identify_is_exposed_lazily() -> None:
 def songbook_index(tmp_path_factory: pytest.TempPathFactory):
     """A data home with 8 songbook songs indexed and calibrated; a 9th song stays out."""
     model = trained_model()
-    from audiosim import index as I
+    from audiosim import index_build as I
     from audiosim.ingest import ingest_many
     from audiosim.songbook import write_songbook
 
