@@ -20,6 +20,10 @@ Where does absent music come from?
   (:func:`drop_shared_passages`). Nothing beyond the catalogue is needed.
 - :func:`calibrate`: clips of files you know are not in the catalogue.
 
+Every clip is scored exactly as a query of its length would be, on the
+same number of segments and at the same ``IndexConfig.query_speeds``
+(:func:`excerpt_best`), because thresholds are looked up by segment count.
+
 Half the clips are clean, half degraded like real captures (noise at 0 to
 20 dB SNR, reverberation, EQ or phone band, gain; the training
 distribution of :class:`~audiosim.config.AugmentConfig`). Every score is
@@ -53,13 +57,25 @@ STATISTIC = "aligned-similarity"
 """Name of the clip score the thresholds apply to (see :func:`audiosim.match.clip_score`)."""
 
 
-def is_current(calibration: dict[str, Any] | None) -> bool:
+def is_current(calibration: dict[str, Any] | None, config: IndexConfig | None = None) -> bool:
     """Whether a stored calibration is for the clip score this audiosim computes.
 
     Thresholds calibrated for another score (e.g. ``vote-score``, before
-    verification) mean nothing for this one: ``audiosim index`` redoes them.
+    verification) mean nothing for this one, and trying clips at more
+    speeds raises the scores of absent music: with ``config``, its
+    ``query_speeds`` must be the calibration's too. ``audiosim index``
+    redoes a calibration that is not current.
     """
-    return bool(calibration) and calibration.get("statistic", STATISTIC) == STATISTIC
+    if not calibration or calibration.get("statistic", STATISTIC) != STATISTIC:
+        return False
+    if config is None:
+        return True
+    return speed_set(calibration.get("query_speeds", [1.0])) == speed_set(config.query_speeds)
+
+
+def speed_set(speeds: Sequence[float]) -> tuple[float, ...]:
+    """Query speeds as recorded: distinct, ascending."""
+    return tuple(sorted({float(x) for x in speeds}))
 
 
 @dataclass
@@ -119,6 +135,8 @@ class Calibration:
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     shared: list[tuple[int, int]] = field(default_factory=list)
     """Pairs of tracks found to hold the same music (not counted as false matches)."""
+    query_speeds: tuple[float, ...] = (1.0,)
+    """The speeds clips were tried at (``IndexConfig.query_speeds``)."""
 
     def threshold(self, n_segments: int, max_false_match: float | None = None) -> float:
         """Threshold for a clip of ``n_segments`` audible segments.
@@ -157,6 +175,7 @@ class Calibration:
             "model_digest": self.model_digest,
             "created": self.created,
             "shared_content": [list(p) for p in self.shared],
+            "query_speeds": list(self.query_speeds),
             "bins": [
                 {
                     "seconds": b.seconds,
@@ -177,7 +196,8 @@ class Calibration:
                 for b in d["bins"]]
         return cls(d["method"], float(d["max_false_match"]), bins, d.get("statistic", STATISTIC), int(d.get("tracks", 0)),
                    d.get("conditions", ""), d.get("model_digest", ""), d.get("created", ""),
-                   [(int(a), int(b)) for a, b in d.get("shared_content", [])])
+                   [(int(a), int(b)) for a, b in d.get("shared_content", [])],
+                   tuple(float(x) for x in d.get("query_speeds", [1.0])))
 
 
 # --------------------------------------------------------------------------
@@ -185,13 +205,26 @@ class Calibration:
 # --------------------------------------------------------------------------
 
 
+def frames_in(samples: int, features: FeatureConfig) -> int:
+    """Feature frames of ``samples`` samples (frames are not centred)."""
+    return 0 if samples < features.n_fft else 1 + (samples - features.n_fft) // features.hop_length
+
+
 def segments_in(seconds: float, model: "Encoder", config: IndexConfig) -> int:
-    """Query segments of a fully audible clip of ``seconds``."""
+    """Query segments a fully audible clip of ``seconds`` is scored on.
+
+    At each of ``config.query_speeds`` the clip is resampled
+    (:func:`audiosim.match.unsped`) and every speed that yields segments is
+    scored on as many as the fewest of them (:func:`audiosim.match.score_wave`).
+    """
+    from .match import query_hop_frames, speeds_to_try
+
     f = model.features
-    samples = int(round(seconds * f.sample_rate))
-    frames = 0 if samples < f.n_fft else 1 + (samples - f.n_fft) // f.hop_length
-    hop = F.seconds_to_frames(config.query_hop_seconds, f)
-    return len(F.segment_starts(frames, hop, f))
+    hop = query_hop_frames(config, model)
+    counts = [len(F.segment_starts(frames_in(int(round(seconds * v * f.sample_rate)), f), hop, f))
+              for v in speeds_to_try(config)]
+    counts = [c for c in counts if c]
+    return min(counts) if counts else 0
 
 
 def read_excerpt(path: str | Path, start: float, seconds: float, sample_rate: int) -> np.ndarray:
@@ -230,9 +263,11 @@ def excerpt_best(
 ) -> list[tuple[float, int | None, float] | None]:
     """Score the clips made of the first ``L`` seconds of ``wave``, for each ``L``.
 
-    The excerpt is segmented, embedded and searched once; each clip votes
-    over the segments that lie inside it, which is exactly what
-    identifying the shorter clip would do (frames are not centred).
+    The excerpt is segmented, embedded and searched once per query speed;
+    each clip is scored over the segments that lie inside it, at every
+    speed on the same number of segments, keeping the best: exactly what
+    identifying the shorter clip would do (frames are not centred, see
+    :func:`audiosim.match.score_wave`).
 
     Returns
     -------
@@ -240,30 +275,44 @@ def excerpt_best(
         Per length, ``(score, best track id or None, its offset in
         seconds)``, or None when the length exceeds the excerpt.
     """
-    from .index import embed_logmel
-    from .match import query_hop_frames, score_segments
+    from .match import query_hop_frames, score_segments, speeds_to_try, unsped
 
     f = model.features
     cfg = index.config
     hop = query_hop_frames(cfg, model)
-    with torch.inference_mode():
-        lm = F.log_mel(torch.as_tensor(wave, dtype=torch.float32), f)
-    vecs, starts = embed_logmel(model, lm, hop)
-    times = starts / f.frames_per_second
-    nn = index.search(vecs, cfg.neighbours, exclude_tracks=exclude_tracks) if len(vecs) else None
+    runs = []
+    for speed in speeds_to_try(cfg):
+        with torch.inference_mode():
+            lm = F.log_mel(torch.from_numpy(unsped(wave, f.sample_rate, speed)), f)
+        starts = F.audible_segments(lm, hop, f)
+        if len(starts) == 0:
+            continue
+        vecs = model.embed(F.segments(lm, starts, f)).numpy()
+        runs.append((speed, starts, vecs, index.search(vecs, cfg.neighbours, exclude_tracks=exclude_tracks)))
     out: list[tuple[float, int | None, float] | None] = []
     for length in lengths:
         if length * f.sample_rate > len(wave) + 1:
             out.append(None)
             continue
-        sel = np.flatnonzero(times + f.segment_seconds <= length + 1e-6)
-        if nn is None or len(sel) == 0:
+        # The first L s of the clip are the first L * speed s of its unsped copy.
+        sels = [np.flatnonzero(starts + f.segment_frames <= frames_in(int(round(length * speed * f.sample_rate)), f))
+                for speed, starts, _, _ in runs]
+        counts = [len(sel) for sel in sels if len(sel)]
+        if not counts:
             out.append((0.0, None, 0.0))
             continue
-        sub = type(nn)(nn.track[sel], nn.time[sel], nn.sim[sel], nn.item[sel])
-        res = score_segments(index, vecs[sel], times[sel], sub, cfg, hop / f.frames_per_second)
-        best = res.candidates[0] if res.candidates else None
-        out.append((res.score, None if best is None else int(best.track), 0.0 if best is None else float(best.offset)))
+        n = min(counts)
+        best = None
+        for (speed, starts, vecs, nn), sel in zip(runs, sels):
+            if len(sel) == 0:
+                continue
+            sel = sel[:n]
+            sub = type(nn)(nn.track[sel], nn.time[sel], nn.sim[sel], nn.item[sel])
+            res = score_segments(index, vecs[sel], starts[sel] / f.frames_per_second, sub, cfg, hop / f.frames_per_second)
+            if best is None or res.score > best.score:
+                best = res
+        top = best.candidates[0] if best.candidates else None
+        out.append((best.score, None if top is None else int(top.track), 0.0 if top is None else float(top.offset)))
     return out
 
 
@@ -498,6 +547,7 @@ def calibrate_leave_one_out(
         "leave-one-track-out", cfg.max_false_match if max_false_match is None else float(max_false_match),
         bins, tracks=len(set(exclude)), model_digest=model_digest(model),
         shared=sorted({(min(a, b), max(a, b)) for a, bs in shared.items() for b in bs}),
+        query_speeds=speed_set(cfg.query_speeds),
     )
 
 
@@ -572,6 +622,7 @@ def calibrate(
         cal = Calibration(
             "absent-music", cfg.max_false_match if max_false_match is None else float(max_false_match),
             _bins(scores, lengths, enc, cfg), tracks=len(waves), model_digest=model_digest(enc),
+            query_speeds=speed_set(cfg.query_speeds),
         )
         if save:
             store_calibration(idx.directory, cal.to_dict())

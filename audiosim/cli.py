@@ -383,6 +383,11 @@ def _add_index(sub: argparse._SubParsersAction) -> None:
                    "(instead of leave-one-track-out)")
     p.add_argument("--max-false-match", type=float, default=None, metavar="RATE",
                    help="share of absent-music clips allowed to match, stored as the default (e.g. 0.01)")
+    p.add_argument("--speeds", default=None, metavar="LIST",
+                   help="playback speeds to try clips at, stored as the default and calibrated for, e.g. "
+                   "0.95,1,1.05 to find clips played up to about 8%% fast or slow (DJ pitch, radio edits); "
+                   "default 1 (about +-3%%). 1 is always tried, first; the others only for clips that do "
+                   "not match as given")
     _runner_options(p, "batches of tracks embedded")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the summary line")
     p.set_defaults(func=_cmd_index)
@@ -399,8 +404,16 @@ def _cmd_index(args: argparse.Namespace) -> int:
     rate = args.max_false_match
     if rate is not None and not 0.0 <= rate < 1.0:
         raise UsageError(f"--max-false-match must be in [0, 1), not {rate}")
+    speeds = None
+    if args.speeds is not None:
+        try:
+            speeds = tuple(sorted({1.0} | {float(x) for x in args.speeds.split(",") if x.strip()}))
+        except ValueError:
+            raise UsageError(f"--speeds takes numbers separated by commas, like 0.95,1,1.05, not {args.speeds!r}") from None
+        if not all(0.5 <= x <= 2.0 for x in speeds):
+            raise UsageError(f"--speeds must be between 0.5 and 2, not {args.speeds!r}")
     config = None
-    if rate is not None:
+    if rate is not None or speeds is not None:
         import dataclasses
 
         from .config import IndexConfig
@@ -409,7 +422,8 @@ def _cmd_index(args: argparse.Namespace) -> int:
             base = Manifest.load(home.index_dir).config
         except FileNotFoundError:
             base = IndexConfig()
-        config = dataclasses.replace(base, max_false_match=rate)
+        config = dataclasses.replace(base, max_false_match=base.max_false_match if rate is None else rate,
+                                     query_speeds=base.query_speeds if speeds is None else speeds)
     spec = _runner_spec(args)
     try:
         in_flight = spec.in_flight()

@@ -618,8 +618,9 @@ def _state(dh: DataHome, model: Encoder | str | Path | None, config: IndexConfig
 def needs_calibration(calibration: dict[str, Any] | None, added: int, config: IndexConfig) -> bool:
     """Whether an update adding ``added`` tracks must recalibrate the thresholds.
 
-    The rule: always without a calibration or with one for another clip
-    score (:func:`audiosim.calibrate.is_current`); never when nothing is added;
+    The rule: always without a calibration, or with one for another clip
+    score or other ``query_speeds`` (:func:`audiosim.calibrate.is_current`);
+    never when nothing is added;
     otherwise when the tracks added since the calibration (its
     ``added_since`` plus ``added``) exceed ``config.recalibrate_share`` of
     the tracks the index held when it was computed (its ``index_tracks``;
@@ -635,7 +636,7 @@ def needs_calibration(calibration: dict[str, Any] | None, added: int, config: In
     """
     from .calibrate import is_current
 
-    if not is_current(calibration):
+    if not is_current(calibration, config):
         return True
     if added <= 0:
         return False

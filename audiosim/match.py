@@ -19,6 +19,10 @@ exceeds the threshold calibrated for its number of segments
 music match. A one-segment (1 s) clip's score is its similarity with the
 best candidate, with a threshold of its own.
 
+A clip that does not match as given can be tried again as if it had been
+played faster or slower (``IndexConfig.query_speeds``, :func:`unsped`);
+the calibration then tries the same speeds, so the thresholds hold.
+
 (Measured alternatives: the vote score alone, i.e. only the segments whose
 neighbours agreed, matched 8 points fewer degraded 5 s clips at the same
 false-match rate; the margin between the best and the runner-up track was
@@ -34,7 +38,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -83,6 +87,9 @@ class Match:
         Wall-clock time taken (decode excluded when the clip is an array).
     clip_seconds : float
         Duration of the clip.
+    speed : float
+        Playback speed the clip was scored at: 1.05 means it matched as if
+        played 5 % fast (see ``IndexConfig.query_speeds``).
     """
 
     clip: str
@@ -97,6 +104,7 @@ class Match:
     threshold: float
     seconds: float
     clip_seconds: float
+    speed: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of the fields (for tables, JSON, CSV)."""
@@ -145,11 +153,14 @@ class ClipScore:
     n_segments : int
     score : float
         ``candidates[0].score`` (0 without candidates), see :func:`clip_score`.
+    speed : float
+        The playback speed the clip was scored at (see :func:`unsped`).
     """
 
     candidates: list[Candidate]
     n_segments: int
     score: float
+    speed: float = 1.0
 
     @property
     def best(self) -> Candidate | None:
@@ -265,30 +276,81 @@ def score_segments(
     return ClipScore(cands, len(query_times), clip_score(cands))
 
 
+def unsped(wave: np.ndarray, sample_rate: int, speed: float) -> np.ndarray:
+    """The clip as it sounds at normal speed, if it was played ``speed`` times too fast.
+
+    Playing faster raises pitch and tempo together; resampling by ``speed``
+    undoes both. ``speed=1.0`` returns the clip as given.
+
+    Examples
+    --------
+    >>> len(unsped(np.zeros(8000, np.float32), 8000, 1.05))
+    8400
+    """
+    if speed == 1.0:
+        return np.asarray(wave, np.float32)
+    return audio.resample(np.asarray(wave, np.float32), sample_rate, int(round(sample_rate * speed)))
+
+
+def speeds_to_try(config: IndexConfig) -> list[float]:
+    """``config.query_speeds``, the speed nearest 1.0 (the clip as given) first."""
+    return sorted({float(x) for x in config.query_speeds}, key=lambda x: (abs(x - 1.0), x))
+
+
 def score_wave(
     index: Index,
     model: Encoder,
     wave: np.ndarray | torch.Tensor,
     exclude_tracks: Sequence[int] | int | None = None,
     config: IndexConfig | None = None,
+    enough: Callable[[ClipScore], bool] | None = None,
 ) -> ClipScore:
-    """Segment, embed, search and vote for one clip at the model's sample rate.
+    """Segment, embed, search and score one clip at the model's sample rate.
+
+    With several ``config.query_speeds`` the clip is scored at each (see
+    :func:`unsped`), every speed on the same number of segments (the fewest
+    any speed gives; a speed at which the clip is too short for a segment
+    is skipped), and the best score wins. The clip as given comes
+    first; the other speeds are embedded and searched only while ``enough``
+    says no (the clip is under its threshold, so another speed could still
+    change the decision).
 
     Parameters
     ----------
     exclude_tracks : int or sequence of int, optional
         Ignore these tracks' items (leave-one-track-out calibration).
+    enough : callable, optional
+        ``enough(clip_score) -> bool``, asked after each speed.
     """
     cfg = config or index.config
+    f = model.features
     hop = query_hop_frames(cfg, model)
+    x = np.asarray(wave.numpy() if isinstance(wave, torch.Tensor) else wave, np.float32)
+    speeds = speeds_to_try(cfg)
+    clips = []  # log-mels are cheap: make them all to know the common segment count
     with torch.inference_mode():
-        lm = F.log_mel(torch.as_tensor(np.asarray(wave, np.float32)), model.features)
-    vecs, starts = embed_logmel(model, lm, hop)
-    if len(vecs) == 0:
+        for v in speeds:
+            lm = F.log_mel(torch.from_numpy(unsped(x, f.sample_rate, v)), f)
+            clips.append((v, lm, F.audible_segments(lm, hop, f)))
+    counts = [len(starts) for *_, starts in clips if len(starts)]  # too short at some speed: skip that one
+    if not counts:
         return ClipScore([], 0, 0.0)
-    nn = index.search(vecs, cfg.neighbours, exclude_tracks=exclude_tracks)
-    times = starts / model.features.frames_per_second
-    return score_segments(index, vecs, times, nn, cfg, hop / model.features.frames_per_second)
+    n = min(counts)
+    best: ClipScore | None = None
+    for speed, lm, starts in clips:
+        if len(starts) == 0:
+            continue
+        starts = starts[:n]
+        vecs = model.embed(F.segments(lm, starts, f)).numpy()
+        times = starts / f.frames_per_second
+        nn = index.search(vecs, cfg.neighbours, exclude_tracks=exclude_tracks)
+        cs = replace(score_segments(index, vecs, times, nn, cfg, hop / f.frames_per_second), speed=speed)
+        if best is None or cs.score > best.score:
+            best = cs
+        if enough is not None and enough(best):
+            break
+    assert best is not None
+    return best
 
 
 # --------------------------------------------------------------------------
@@ -305,6 +367,12 @@ def _calibration(index: Index) -> Calibration | None:
             f"{STATISTIC!r}: nothing will match until `audiosim index` recalibrates it", stacklevel=3,
         )
         return None
+    if cal and not is_current(cal, index.config):
+        warnings.warn(
+            f"index {index.directory} was calibrated trying clips at speeds {cal.get('query_speeds', [1.0])}, "
+            f"not {list(index.config.query_speeds)}: the false-match rate will differ from the one asked for; "
+            "run `audiosim index` to recalibrate", stacklevel=3,
+        )
     return Calibration.from_dict(cal) if cal else None
 
 
@@ -449,13 +517,29 @@ class Matcher:
             x = audio.to_mono(x if x.shape[0] > x.shape[1] else x.T)
         return audio.resample(x, int(sr), rate)
 
-    def score(self, wave: np.ndarray, exclude_tracks: Sequence[int] | int | None = None) -> ClipScore:
-        """Vote for a clip already at the model's rate; stale tracks are skipped."""
-        cs = score_wave(self.index, self.model, wave, exclude_tracks, self.config)
+    def score(
+        self,
+        wave: np.ndarray,
+        exclude_tracks: Sequence[int] | int | None = None,
+        threshold: float | None = None,
+        max_false_match: float | None = None,
+    ) -> ClipScore:
+        """Score a clip already at the model's rate; stale tracks are skipped.
+
+        Other ``query_speeds`` are tried only while the clip stays under its
+        threshold (``threshold`` and ``max_false_match`` as in :meth:`match`).
+        """
+        def enough(cs: ClipScore) -> bool:
+            return self._fresh(cs).score > self.threshold(cs.n_segments, threshold, max_false_match)
+
+        return self._fresh(score_wave(self.index, self.model, wave, exclude_tracks, self.config, enough))
+
+    def _fresh(self, cs: ClipScore) -> ClipScore:
+        """``cs`` without candidates of tracks no longer current in the index."""
         fresh = [c for c in cs.candidates if self._current(c.track)]
-        if len(fresh) != len(cs.candidates):
-            cs = ClipScore(fresh, cs.n_segments, clip_score(fresh))
-        return cs
+        if len(fresh) == len(cs.candidates):
+            return cs
+        return ClipScore(fresh, cs.n_segments, clip_score(fresh), cs.speed)
 
     def match(
         self,
@@ -483,7 +567,7 @@ class Matcher:
         wave = self.load_clip(clip, sr)
         if not isinstance(clip, (str, Path)):
             t0 = time.perf_counter()
-        cs = self.score(wave)
+        cs = self.score(wave, threshold=threshold, max_false_match=max_false_match)
         return self.decide(cs, name or (str(clip) if isinstance(clip, (str, Path)) else "<array>"),
                            len(wave) / self.model.features.sample_rate, t0, threshold, max_false_match)
 
@@ -501,11 +585,11 @@ class Matcher:
         best = cs.best
         if best is None:
             return Match(name, None, None, None, 0.0, 0.0, 0, cs.n_segments, False, thr,
-                         time.perf_counter() - t0, clip_seconds)
+                         time.perf_counter() - t0, clip_seconds, cs.speed)
         path, title, _, _ = self._track_row(best.track)
         return Match(
             name, int(best.track), path, title, round(float(best.offset), 3), round(cs.score, 4), int(best.votes),
-            cs.n_segments, bool(cs.score > thr), thr, time.perf_counter() - t0, clip_seconds,
+            cs.n_segments, bool(cs.score > thr), thr, time.perf_counter() - t0, clip_seconds, cs.speed,
         )
 
     def identify(self, clip: str | Path | np.ndarray, sr: int | None = None, **overrides: float | None) -> Match | None:
@@ -532,7 +616,9 @@ class Matcher:
         same track at a consistent position (track time minus recording
         time within 1 s, so small speed drifts are tolerated) are merged
         into one row; a run of up to ``max_gap_windows`` unmatched windows
-        between them does not break the row.
+        between them does not break the row. Windows are scored as played:
+        ``query_speeds`` other than 1 are not tried here (their thresholds
+        still apply, so monitoring only gets more cautious).
 
         Parameters
         ----------
@@ -568,9 +654,8 @@ class Matcher:
             sel = np.flatnonzero((seg_times >= w0) & (seg_times + f.segment_seconds <= w1 + 1e-6))
             if len(sel):
                 sub = Neighbours(nn.track[sel], nn.time[sel], nn.sim[sel], nn.item[sel])
-                cs = score_segments(self.index, vecs[sel], seg_times[sel] - w0, sub, self.config, self._hop / fps)
-                fresh = [c for c in cs.candidates if self._current(c.track)]
-                cs = ClipScore(fresh, cs.n_segments, clip_score(fresh))
+                cs = self._fresh(score_segments(self.index, vecs[sel], seg_times[sel] - w0, sub, self.config,
+                                                self._hop / fps))
                 best = cs.best
                 ok = best is not None and cs.score > self.threshold(cs.n_segments, threshold, max_false_match)
                 windows.append((w0, min(w1, total), cs, ok, sel))

@@ -249,6 +249,97 @@ def test_shifted_noisy_copy_matches_at_the_right_offset(songbook_index) -> None:
             assert got.title and got.n_segments > 30 and got.votes > 5
 
 
+def _played_fast(x: np.ndarray, sr: int, speed: float) -> np.ndarray:
+    """``x`` played ``speed`` times too fast (pitch and tempo up), at rate ``sr``."""
+    from audiosim import audio
+
+    return audio.resample(x, int(round(sr * speed)), sr)
+
+
+def test_unsped_undoes_a_speed_change() -> None:
+    from audiosim.match import unsped
+
+    sr = 8000
+    t = np.arange(2 * sr) / sr
+    x = np.sin(2 * np.pi * 440.0 * t).astype(np.float32)
+    fast = _played_fast(x, sr, 1.06)
+    assert len(fast) == pytest.approx(len(x) / 1.06, abs=2)
+
+    def peak(y: np.ndarray) -> float:
+        return float(np.fft.rfftfreq(len(y), 1 / sr)[np.argmax(np.abs(np.fft.rfft(y)))])
+
+    assert peak(fast) == pytest.approx(440.0 * 1.06, abs=2)
+    back = unsped(fast, sr, 1.06)
+    assert peak(back) == pytest.approx(440.0, abs=2) and len(back) == pytest.approx(len(x), abs=2)
+    assert unsped(x, sr, 1.0) is not None and np.array_equal(unsped(x, sr, 1.0), x)
+
+
+def test_a_copy_played_fast_matches_at_that_speed(songbook_index) -> None:
+    import dataclasses
+
+    from audiosim.match import score_wave
+
+    home, paths, model = songbook_index
+    x, sr = sf.read(paths[5], dtype="float32")
+    start = 9.0
+    clip = _played_fast(x[int(start * sr) : int((start + 5.3) * sr)], sr, 1.06)  # about 5 s, 6 % fast
+    with Matcher(home, model) as m:
+        as_given = score_wave(m.index, m.model, clip)
+        cfg = dataclasses.replace(m.config, query_speeds=(0.95, 1.0, 1.05))
+        tried = score_wave(m.index, m.model, clip, config=cfg)
+        assert tried.speed == 1.05 and tried.best.track == as_given.best.track
+        assert abs(tried.best.offset - start) <= 0.3, tried.best
+        assert tried.score > as_given.score + 2.0, (tried.score, as_given.score)
+        # A clip that is good enough as given is not tried at other speeds.
+        calls = []
+        orig = m.index.search
+        m.index.search = lambda *a, **k: calls.append(1) or orig(*a, **k)
+        try:
+            plain = x[int(start * sr) : int((start + 5) * sr)]
+            done = score_wave(m.index, m.model, plain, config=cfg, enough=lambda cs: cs.score > 10.0)
+        finally:
+            m.index.search = orig
+        assert done.speed == 1.0 and len(calls) == 1
+
+
+def test_calibrated_segment_counts_are_those_of_real_clips(songbook_index) -> None:
+    """Thresholds are looked up by segment count: calibration must count as queries do."""
+    import dataclasses
+
+    from audiosim.calibrate import excerpt_best, segments_in
+    from audiosim.match import score_wave
+
+    home, paths, model = songbook_index
+    x, sr = sf.read(paths[2], dtype="float32")
+    with Matcher(home, model) as m:
+        for speeds in ((1.0,), (0.95, 1.0, 1.05)):
+            cfg = dataclasses.replace(m.config, query_speeds=speeds)
+            for seconds in (1.0, 2.0, 5.0):
+                clip = x[4 * sr : 4 * sr + int(seconds * sr)]
+                assert score_wave(m.index, m.model, clip, config=cfg).n_segments == segments_in(seconds, m.model, cfg)
+        assert segments_in(5.0, m.model, m.config) == 43 and segments_in(5.0, m.model, cfg) == 41
+        # Prefixes of one calibration excerpt score like the clips themselves.
+        m.index.config = cfg
+        try:
+            best = excerpt_best(m.index, m.model, x[4 * sr : 9 * sr], [2.0, 5.0])
+        finally:
+            m.index.config = m.config
+        for (score, _, _), seconds in zip(best, (2.0, 5.0)):
+            clip = x[4 * sr : 4 * sr + int(seconds * sr)]
+            assert score == pytest.approx(score_wave(m.index, m.model, clip, config=cfg).score, rel=1e-4)
+
+
+def test_calibration_must_be_for_the_speeds_tried() -> None:
+    from audiosim.calibrate import STATISTIC, is_current
+    from audiosim.index_build import needs_calibration
+
+    cal = {"statistic": STATISTIC, "index_tracks": 10, "query_speeds": [1.0]}
+    assert is_current(cal) and is_current(cal, IndexConfig())
+    wider = IndexConfig(query_speeds=(0.95, 1.0, 1.05))
+    assert not is_current(cal, wider) and needs_calibration(cal, 0, wider)
+    assert is_current(dict(cal, query_speeds=[1.05, 0.95, 1.0]), wider)
+
+
 def test_song_not_in_catalogue_returns_none(songbook_index) -> None:
     home, paths, model = songbook_index
     for i in (8, 9):
