@@ -368,7 +368,7 @@ def _add_index(sub: argparse._SubParsersAction) -> None:
         help="build or update the fingerprint index from the catalogue",
         description="Embed the new and changed tracks of the catalogue into a new index shard, "
         "stop removed and changed tracks from matching, recalibrate the no-match thresholds "
-        "(at most 1%% of clips of absent music match, per clip length) and publish the index "
+        "(at most 1% of clips of absent music match, per clip length) and publish the index "
         "atomically: clips being identified meanwhile keep using the previous index.",
         epilog="Exit code: 0 on success, 2 on usage errors, a missing model, or an index built "
         "with another model or settings (rebuild it with --rebuild).",
@@ -544,7 +544,7 @@ def _add_identify(sub: argparse._SubParsersAction) -> None:
         help="name the catalogue track each clip comes from",
         description="Identify audio clips against the index: one row per clip with the track, "
         "where the clip starts in it (offset, s), the score and the threshold it had to beat "
-        "(calibrated per clip length so that at most 1%% of clips of absent music match), "
+        "(calibrated per clip length so that at most 1% of clips of absent music match), "
         "whether it matched, and the seconds taken. The index and model are loaded once.",
         epilog="Exit code: 0 if every clip matched, 1 if some clip matched nothing or could not "
         "be read, 2 on usage errors (no index, model mismatch, bad options).",
