@@ -647,11 +647,12 @@ class Matcher:
         nn = self.index.search(vecs, self.config.neighbours)
         seg_times = starts / fps
         total = lm.shape[1] / fps
+        span = f.segment_samples / f.sample_rate  # audio a segment covers: a window holds the segments a clip would
         windows = []
         w0 = 0.0
         while True:
             w1 = w0 + window
-            sel = np.flatnonzero((seg_times >= w0) & (seg_times + f.segment_seconds <= w1 + 1e-6))
+            sel = np.flatnonzero((seg_times >= w0 - 1e-6) & (seg_times + span <= w1 + 1e-6))
             if len(sel):
                 sub = Neighbours(nn.track[sel], nn.time[sel], nn.sim[sel], nn.item[sel])
                 cs = self._fresh(score_segments(self.index, vecs[sel], seg_times[sel] - w0, sub, self.config,
@@ -665,7 +666,8 @@ class Matcher:
         return self._merge(windows, nn, seg_times, max_gap_windows)
 
     def _merge(self, windows: list, nn: Neighbours, seg_times: np.ndarray, max_gap: int) -> list[TimelineRow]:
-        seg_len = self.model.features.segment_seconds
+        f = self.model.features
+        seg_len = f.segment_samples / f.sample_rate
         rows: list[dict[str, Any]] = []
         gap = 0
         for w0, w1, cs, ok, sel in windows:
