@@ -199,6 +199,8 @@ def degrade(cond: str, src: np.ndarray, t0: float, length: float, bank: torch.Te
     start = torch.tensor([float(s0 - ctx * rate)], dtype=torch.float64)
     x = augment.gather_resampled(torch.from_numpy(src), start, torch.tensor([rate]), ctx + n)  # (1, ctx+n)
     for p in parts:
+        if not (p.startswith("tempo-") or p.startswith("pitch-")):
+            continue  # draws nothing: the other conditions keep their random stream
         sign = 1.0 if torch.rand(1, generator=g) < 0.5 else -1.0
         if p.startswith("tempo-") and p.endswith("%"):  # tempo-X%: tempo only, pitch kept (librosa phase vocoder)
             r = 1 + sign * float(p[len("tempo-"):-1]) / 100
