@@ -205,11 +205,6 @@ class Calibration:
 # --------------------------------------------------------------------------
 
 
-def frames_in(samples: int, features: FeatureConfig) -> int:
-    """Feature frames of ``samples`` samples (frames are not centred)."""
-    return 0 if samples < features.n_fft else 1 + (samples - features.n_fft) // features.hop_length
-
-
 def segments_in(seconds: float, model: "Encoder", config: IndexConfig) -> int:
     """Query segments a fully audible clip of ``seconds`` is scored on.
 
@@ -217,14 +212,12 @@ def segments_in(seconds: float, model: "Encoder", config: IndexConfig) -> int:
     (:func:`audiosim.match.unsped`) and every speed that yields segments is
     scored on as many as the fewest of them (:func:`audiosim.match.score_wave`).
     """
-    from .match import query_hop_frames, speeds_to_try
+    from .match import common_count, query_hop_frames, speeds_to_try
 
     f = model.features
     hop = query_hop_frames(config, model)
-    counts = [len(F.segment_starts(frames_in(int(round(seconds * v * f.sample_rate)), f), hop, f))
-              for v in speeds_to_try(config)]
-    counts = [c for c in counts if c]
-    return min(counts) if counts else 0
+    return common_count([len(F.segment_starts(F.n_frames(int(round(seconds * v * f.sample_rate)), f), hop, f))
+                         for v in speeds_to_try(config)])
 
 
 def read_excerpt(path: str | Path, start: float, seconds: float, sample_rate: int) -> np.ndarray:
@@ -275,18 +268,13 @@ def excerpt_best(
         Per length, ``(score, best track id or None, its offset in
         seconds)``, or None when the length exceeds the excerpt.
     """
-    from .match import query_hop_frames, score_segments, speeds_to_try, unsped
+    from .match import clip_at_speeds, common_count, query_hop_frames, score_segments
 
     f = model.features
     cfg = index.config
     hop = query_hop_frames(cfg, model)
     runs = []
-    for speed in speeds_to_try(cfg):
-        with torch.inference_mode():
-            lm = F.log_mel(torch.from_numpy(unsped(wave, f.sample_rate, speed)), f)
-        starts = F.audible_segments(lm, hop, f)
-        if len(starts) == 0:
-            continue
+    for speed, lm, starts in clip_at_speeds(model, np.asarray(wave, np.float32), cfg, hop):
         vecs = model.embed(F.segments(lm, starts, f)).numpy()
         runs.append((speed, starts, vecs, index.search(vecs, cfg.neighbours, exclude_tracks=exclude_tracks)))
     out: list[tuple[float, int | None, float] | None] = []
@@ -295,13 +283,12 @@ def excerpt_best(
             out.append(None)
             continue
         # The first L s of the clip are the first L * speed s of its unsped copy.
-        sels = [np.flatnonzero(starts + f.segment_frames <= frames_in(int(round(length * speed * f.sample_rate)), f))
+        sels = [np.flatnonzero(starts + f.segment_frames <= F.n_frames(int(round(length * speed * f.sample_rate)), f))
                 for speed, starts, _, _ in runs]
-        counts = [len(sel) for sel in sels if len(sel)]
-        if not counts:
+        n = common_count([len(sel) for sel in sels])
+        if n == 0:
             out.append((0.0, None, 0.0))
             continue
-        n = min(counts)
         best = None
         for (speed, starts, vecs, nn), sel in zip(runs, sels):
             if len(sel) == 0:

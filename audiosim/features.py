@@ -60,6 +60,11 @@ def log_mel(waveform: torch.Tensor, config: FeatureConfig = FeatureConfig()) -> 
     return torch.log(mel + config.log_floor)
 
 
+def n_frames(samples: int, config: FeatureConfig = FeatureConfig()) -> int:
+    """Frames :func:`log_mel` gives for ``samples`` samples (frames are not centred)."""
+    return 0 if samples < config.n_fft else 1 + (samples - config.n_fft) // config.hop_length
+
+
 def log_mel_stream(blocks: Iterable[np.ndarray], config: FeatureConfig = FeatureConfig()) -> np.ndarray:
     """Log-mel of a waveform given as consecutive blocks, without holding it whole.
 
@@ -73,7 +78,7 @@ def log_mel_stream(blocks: Iterable[np.ndarray], config: FeatureConfig = Feature
     with torch.inference_mode():
         for block in blocks:
             buf = np.concatenate([carry, block]) if carry.size else block
-            n = 0 if buf.shape[0] < config.n_fft else 1 + (buf.shape[0] - config.n_fft) // config.hop_length
+            n = n_frames(buf.shape[0], config)
             if n:
                 used = (n - 1) * config.hop_length + config.n_fft
                 pieces.append(log_mel(torch.from_numpy(np.ascontiguousarray(buf[:used])), config).numpy())

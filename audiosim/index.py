@@ -344,7 +344,7 @@ class Shard:
         self.track = np.asarray(ids["track"], dtype=np.int64)
         self.time = np.asarray(ids["time"], dtype=np.float32)
         self.usable = np.ones(info.items, bool)
-        self._by_track: np.ndarray | None = None
+        self._by_track: tuple[np.ndarray, np.ndarray] | None = None
 
     def mask(self, dead_tracks: Iterable[int], hub_ratio: float) -> None:
         """Mark items of tombstoned tracks and hub items as unusable."""
@@ -358,10 +358,10 @@ class Shard:
 
     def segments(self, track: int, start: float, end: float) -> tuple[np.ndarray, np.ndarray]:
         """Usable items of ``track`` starting within [start, end] s: (times, vectors), by time."""
-        if self._by_track is None:  # items ordered by (track, time), built on first use
-            self._by_track = np.lexsort((self.time, self.track))
-        order = self._by_track
-        keys = self.track[order]
+        if self._by_track is None:  # items ordered by (track, time) and their tracks, built on first use
+            order = np.lexsort((self.time, self.track))
+            self._by_track = (order, self.track[order])
+        order, keys = self._by_track
         a, b = np.searchsorted(keys, track, "left"), np.searchsorted(keys, track, "right")
         items = order[a:b]
         times = self.time[items]

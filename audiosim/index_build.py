@@ -340,10 +340,12 @@ class UpdateResult:
 def writer_lock(directory: Path, timeout: float = -1) -> Iterator[None]:
     """Hold ``<index>/.lock``: one writer at a time (readers never lock).
 
-    The lock is an OS file lock, released if the writer dies.
+    The lock is an OS file lock, released if the writer dies. Once it is
+    held, temporary files of dead writers are removed (:func:`clean_temp_files`).
     """
     directory.mkdir(parents=True, exist_ok=True)
     with FileLock(str(directory / LOCK_NAME), timeout=timeout):
+        clean_temp_files(directory)
         yield
 
 
@@ -702,7 +704,6 @@ def update(
     dh = DataHome.resolve(home)
     directory = dh.index_dir
     with writer_lock(directory, lock_timeout):
-        clean_temp_files(directory)
         st = _state(dh, model, config, rebuild)
         old, base, enc, cfg, store, plan, durations = st.old, st.base, st.model, st.config, st.store, st.plan, st.durations
         progress("plan", {"add": len(plan.add), "tombstone": len(plan.tombstone), "missing": len(plan.missing_features)})
@@ -822,7 +823,6 @@ def compact(
     dh = DataHome.resolve(home)
     directory = dh.index_dir
     with writer_lock(directory, lock_timeout):
-        clean_temp_files(directory)
         old = Manifest.load(directory)
         if len(old.shards) <= 1 and not old.tombstones:
             return UpdateResult(

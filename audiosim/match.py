@@ -297,6 +297,34 @@ def speeds_to_try(config: IndexConfig) -> list[float]:
     return sorted({float(x) for x in config.query_speeds}, key=lambda x: (abs(x - 1.0), x))
 
 
+def clip_at_speeds(
+    model: Encoder, wave: np.ndarray, config: IndexConfig, hop: int
+) -> list[tuple[float, torch.Tensor, np.ndarray]]:
+    """``(speed, log-mel, audible segment starts)`` of the clip unsped at each
+    query speed (:func:`speeds_to_try` order); speeds at which it has no
+    audible segment are left out."""
+    f = model.features
+    out = []
+    with torch.inference_mode():
+        for speed in speeds_to_try(config):
+            lm = F.log_mel(torch.from_numpy(unsped(wave, f.sample_rate, speed)), f)
+            starts = F.audible_segments(lm, hop, f)
+            if len(starts):
+                out.append((speed, lm, starts))
+    return out
+
+
+def common_count(counts: Sequence[int]) -> int:
+    """Segments every speed is scored on: the fewest any speed has (speeds
+    with none are skipped; 0 when none has any).
+
+    >>> common_count([43, 41, 0, 45])
+    41
+    """
+    have = [int(c) for c in counts if c]
+    return min(have) if have else 0
+
+
 def score_wave(
     index: Index,
     model: Encoder,
@@ -326,20 +354,12 @@ def score_wave(
     f = model.features
     hop = query_hop_frames(cfg, model)
     x = np.asarray(wave.numpy() if isinstance(wave, torch.Tensor) else wave, np.float32)
-    speeds = speeds_to_try(cfg)
-    clips = []  # log-mels are cheap: make them all to know the common segment count
-    with torch.inference_mode():
-        for v in speeds:
-            lm = F.log_mel(torch.from_numpy(unsped(x, f.sample_rate, v)), f)
-            clips.append((v, lm, F.audible_segments(lm, hop, f)))
-    counts = [len(starts) for *_, starts in clips if len(starts)]  # too short at some speed: skip that one
-    if not counts:
+    clips = clip_at_speeds(model, x, cfg, hop)  # log-mels are cheap: all of them, to know the common count
+    n = common_count([len(starts) for *_, starts in clips])
+    if n == 0:
         return ClipScore([], 0, 0.0)
-    n = min(counts)
     best: ClipScore | None = None
     for speed, lm, starts in clips:
-        if len(starts) == 0:
-            continue
         starts = starts[:n]
         vecs = model.embed(F.segments(lm, starts, f)).numpy()
         times = starts / f.frames_per_second
