@@ -16,11 +16,12 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export MPLBACKEND := Agg
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test demo bench clean
+.PHONY: help venv test test-fast demo bench clean
 
 help:
 	@echo "make demo    build the demo songbook, index it, identify clips, write a report"
 	@echo "make test    run the test suite (PYTEST_ARGS='-k name' to select)"
+	@echo "make test-fast  the unit tests not marked slow (under a minute)"
 	@echo "make bench   run the benchmark scripts in benchmarks/"
 	@echo "make venv    create .venv and install audiosim with its test extras"
 	@echo "make clean   remove caches and build leftovers (keeps .venv and data/)"
@@ -38,17 +39,26 @@ venv: $(STAMP)
 # pytest exit codes: 0 passed, 1 failures, 2 interrupted, 3 internal error,
 # 4 usage error, 5 no tests collected. An empty run is reported loudly but is
 # not a failure (a filter that matches nothing must not break CI).
-test: $(STAMP)
+define run_pytest
 	@tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/audiosim-test.XXXXXX"); \
 	PREFECT_HOME="$$tmp/prefect" AUDIOSIM_HOME="$$tmp/home" \
-		$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
+		$(PY) -m pytest $(1) $(PYTEST_ARGS); status=$$?; \
 	rm -rf "$$tmp"; \
 	if [ $$status -eq 5 ]; then \
 		echo "" >&2; \
-		echo "make test: WARNING: pytest collected NO tests (exit 5): nothing was tested." >&2; \
+		echo "make: WARNING: pytest collected NO tests (exit 5): nothing was tested." >&2; \
 		status=0; \
 	fi; \
 	exit $$status
+endef
+
+# everything: unit and integration tests, slow ones included
+test: $(STAMP)
+	$(call run_pytest,)
+
+# the unit tests that are not marked slow (under a minute): for a quick check while editing
+test-fast: $(STAMP)
+	$(call run_pytest,tests/unit -m "not slow")
 
 demo: $(STAMP)
 	$(VENV)/bin/audiosim demo $(DEMO_ARGS)

@@ -1,7 +1,7 @@
 """audiosim: audio fingerprinting and music similarity.
 
 ``audiosim.identify(clip, sr=None, index=None, model=None)`` names the
-catalogue track a clip comes from (see :func:`audiosim.match.identify`);
+catalogue track a clip comes from (see :func:`audiosim.match.matcher.identify`);
 it is imported on first use, so ``import audiosim`` stays light.
 """
 
@@ -12,7 +12,7 @@ __all__ = ["identify", "monitor"]
 
 def __getattr__(name: str) -> Any:
     if name in ("identify", "monitor"):
-        from . import match
+        from audiosim.match import matcher as match
 
         return getattr(match, name)
     raise AttributeError(f"module 'audiosim' has no attribute {name!r}")

@@ -211,7 +211,7 @@ class IndexConfig(_Config):
     neighbours: int = 10
     verify_candidates: int = 10
     """Vote candidates (best offset of each track) re-scored by aligned
-    similarity (:mod:`audiosim.verify`). In 300 degraded 5 s clips of the
+    similarity (:mod:`audiosim.match.verify`). In 300 degraded 5 s clips of the
     dev corpus the right track was always among the first 10."""
     query_speeds: tuple[float, ...] = (1.0,)
     """Playback speeds a clip is tried at: 1.05 means "perhaps played 5 %

@@ -26,7 +26,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from audiosim.model import DEFAULT_FINGERPRINT_MODEL, load_encoder  # noqa: E402
+from audiosim.fingerprint.model import DEFAULT_FINGERPRINT_MODEL, load_encoder  # noqa: E402
 
 
 def throughput(model, segs: torch.Tensor, batch_size: int, repeats: int) -> float:

@@ -32,14 +32,16 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from audiosim import audio, augment  # noqa: E402
-from audiosim import features as F  # noqa: E402
-from audiosim import index as I  # noqa: E402
-from audiosim import index_build as IB  # noqa: E402
+from audiosim import augment  # noqa: E402
 from audiosim.config import FeatureConfig  # noqa: E402
-from audiosim.match import Matcher  # noqa: E402
-from audiosim.model import load_encoder  # noqa: E402
-from audiosim.store import DataHome, FeatureStore  # noqa: E402
+from audiosim.fingerprint.model import load_encoder  # noqa: E402
+from audiosim.index import reader as I  # noqa: E402
+from audiosim.index import writer as IB  # noqa: E402
+from audiosim.match.matcher import Matcher  # noqa: E402
+from audiosim.signal import audio
+from audiosim.signal import features as F  # noqa: E402
+from audiosim.store.content import FeatureStore
+from audiosim.store.home import DataHome  # noqa: E402
 
 SR = 8000
 LENGTHS = (1.0, 2.0, 3.0, 5.0, 10.0)
@@ -136,7 +138,7 @@ def wave(track: Track, wave_cache: Path | None) -> np.ndarray:
 
 def make_home(tracks: list[Track], work: Path, wave_cache: Path | None, fc: FeatureConfig) -> DataHome:
     """A data home whose catalogue holds the catalogue tracks (features from the wave cache when possible)."""
-    from audiosim.ingest import ingest_many
+    from audiosim.ingest.ingest import ingest_many
 
     cat = sorted(t.content_hash for t in tracks if t.role != "absent")
     home = DataHome(work / f"home-{hashlib.sha256(''.join(cat).encode()).hexdigest()[:10]}").create()
@@ -312,10 +314,10 @@ def mark_repeats(df: pd.DataFrame, load_wave, fc: FeatureConfig, min_similarity:
     of its track) and the corpus holds a few duplicates (the same music in
     two files). "Repeats" means the two clean log-mels, over the clip's
     length, correlate above ``min_similarity`` at some shift up to 0.25 s
-    (:func:`audiosim.features.shifted_similarity`). ``load_wave(content_hash)``
+    (:func:`audiosim.signal.features.shifted_similarity`). ``load_wave(content_hash)``
     returns a track's 8 kHz waveform or None.
     """
-    from audiosim.features import shifted_similarity
+    from audiosim.signal.features import shifted_similarity
 
     df = df.copy()
     same = ((df.found == df.truth) & ((df.offset - df.t0).abs() <= 0.5)).to_numpy().copy()

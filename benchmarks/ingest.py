@@ -18,7 +18,7 @@ idle machine with W workers, wall-clock x real time approaches
 W x (x real time per CPU second) at best.
 
 ``--flow`` runs through the Prefect flow (includes Prefect's start-up and
-per-task overhead); the default calls :func:`audiosim.ingest.ingest_many`
+per-task overhead); the default calls :func:`audiosim.ingest.ingest.ingest_many`
 directly. ``--runner dask`` runs the flow on a local Dask cluster of
 ``--workers`` worker processes (:mod:`audiosim.runners`; cluster start-up
 included; CPU columns then count this process only). ``--compare 1,2``
@@ -64,9 +64,9 @@ def time_stages(files: list[Path]) -> list[dict[str, float]]:
     import soundfile as sf
     import torch
 
-    from audiosim.audio import content_hash, resample
     from audiosim.config import FeatureConfig
-    from audiosim.features import log_mel
+    from audiosim.signal.audio import content_hash, resample
+    from audiosim.signal.features import log_mel
 
     fc = FeatureConfig()
     rows = []
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare:
         return compare(args, [int(n) for n in args.compare.split(",")])
 
-    from audiosim.ingest import count_statuses, discover
+    from audiosim.ingest.ingest import count_statuses, discover
 
     files = discover(args.paths)
     if args.limit:
@@ -161,11 +161,11 @@ def mode_name(flow: bool, runner: str, workers: int = 1) -> str:
 
 def run(files: list[Path], home: Path, workers: int, flow: bool, runner: str = "threads") -> list:
     """Ingest ``files`` into ``home`` one way; returns the results."""
-    from audiosim.ingest import ingest_many
+    from audiosim.ingest.ingest import ingest_many
 
     if not flow:
         return ingest_many(files, home=home, workers=workers)
-    from audiosim.cli import PREFECT_ENV_DEFAULTS
+    from audiosim.cli.main import PREFECT_ENV_DEFAULTS
 
     for k, v in PREFECT_ENV_DEFAULTS.items():
         os.environ.setdefault(k, v)
@@ -182,7 +182,7 @@ def run(files: list[Path], home: Path, workers: int, flow: bool, runner: str = "
 
 def compare(args: argparse.Namespace, counts: list[int]) -> int:
     """Ingest the same files once per worker count, each into a fresh temporary home."""
-    from audiosim.ingest import discover
+    from audiosim.ingest.ingest import discover
 
     files = discover(args.paths)
     if args.limit:
@@ -190,7 +190,7 @@ def compare(args: argparse.Namespace, counts: list[int]) -> int:
     rows, base = [], None
     with contextlib.ExitStack() as stack:
         if args.flow:  # start Prefect's temporary API (and warm up) before timing anything
-            from audiosim.cli import PREFECT_ENV_DEFAULTS
+            from audiosim.cli.main import PREFECT_ENV_DEFAULTS
 
             for k, v in PREFECT_ENV_DEFAULTS.items():
                 os.environ.setdefault(k, v)
@@ -208,7 +208,7 @@ def compare(args: argparse.Namespace, counts: list[int]) -> int:
 
 
 def _compare_one(args: argparse.Namespace, files: list[Path], n: int) -> list[str]:
-    from audiosim.ingest import count_statuses
+    from audiosim.ingest.ingest import count_statuses
 
     home = Path(tempfile.mkdtemp(prefix="audiosim-bench-"))
     try:

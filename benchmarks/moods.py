@@ -11,7 +11,7 @@ song vectors, and prints:
 
 1. per-song mood labels (nearest valence/arousal prototype) against the
    true moods: accuracy and the confusion table;
-2. mood groups (:func:`audiosim.mood.group_songs`) against the true moods:
+2. mood groups (:func:`audiosim.similarity.mood.group_songs`) against the true moods:
    purity (share of songs whose group's majority mood is their own) and
    normalised mutual information, for the number of groups chosen by
    silhouette and for k = 5, with song vectors + descriptors, descriptors
@@ -55,11 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     from sklearn.metrics import normalized_mutual_info_score
 
     from audiosim.config import MoodConfig
-    from audiosim.descriptors import descriptor_table
-    from audiosim.ingest import ingest_many
-    from audiosim.mood import group_songs, song_moods
-    from audiosim.similarity import catalogue_vectors, load_similarity_model
-    from audiosim.songbook import read_songbook, write_songbook
+    from audiosim.demo.songbook import read_songbook, write_songbook
+    from audiosim.ingest.ingest import ingest_many
+    from audiosim.similarity.descriptors import descriptor_table
+    from audiosim.similarity.mood import group_songs, song_moods
+    from audiosim.similarity.vectors import catalogue_vectors, load_similarity_model
 
     work = args.work or Path(tempfile.mkdtemp(prefix="audiosim-moods-"))
     try:

@@ -59,7 +59,7 @@ def standardise(x: np.ndarray) -> np.ndarray:
 
 def per_track_precision(vectors: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     """Precision@k of every track (cosine neighbours among the others)."""
-    from audiosim.similarity import cosine_matrix
+    from audiosim.similarity.vectors import cosine_matrix
 
     sim = cosine_matrix(vectors)
     np.fill_diagonal(sim, -np.inf)
@@ -89,10 +89,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--k", type=int, default=5)
     args = p.parse_args(argv)
 
-    from audiosim import audio
-    from audiosim.similarity import load_similarity_model
-    from audiosim.train import load_audio_set, track_refs
-    from audiosim.train_similarity import song_clip_vectors, soundtrack, split_by_file
+    from audiosim.signal import audio
+    from audiosim.similarity.vectors import load_similarity_model
+    from audiosim.training.loop import load_audio_set, track_refs
+    from audiosim.training.similarity import (
+        song_clip_vectors,
+        soundtrack,
+        split_by_file,
+    )
 
     t0 = time.perf_counter()
     paths = [line.strip() for line in args.corpus.read_text().splitlines() if line.strip()]

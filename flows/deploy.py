@@ -104,7 +104,10 @@ def concurrency_from_config(cfg: int | dict[str, Any] | None) -> Any:
     """A deployment concurrency limit (int or :class:`ConcurrencyLimitConfig`) from ``prefect.yaml``."""
     if cfg is None or isinstance(cfg, int):
         return cfg
-    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+    from prefect.client.schemas.objects import (
+        ConcurrencyLimitConfig,
+        ConcurrencyLimitStrategy,
+    )
 
     strategy = ConcurrencyLimitStrategy(cfg.get("collision_strategy", "ENQUEUE"))
     return ConcurrencyLimitConfig(limit=int(cfg["limit"]), collision_strategy=strategy)

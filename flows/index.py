@@ -1,11 +1,11 @@
 """Prefect flow that brings the fingerprint index up to date after an ingest.
 
-All the work is :func:`audiosim.index_build.update` (embed the new and changed
+All the work is :func:`audiosim.index.writer.update` (embed the new and changed
 ``ok`` tracks into a new shard, tombstone removed and changed tracks,
 recalibrate the no-match thresholds, publish atomically) and optionally
-:func:`audiosim.index_build.compact`. On a Dask task runner (:func:`run_index`)
+:func:`audiosim.index.writer.compact`. On a Dask task runner (:func:`run_index`)
 the embedding fans out first: batches of tracks are embedded by
-:func:`audiosim.index_build.embed_tracks` on the workers, into files of the data
+:func:`audiosim.index.writer.embed_tracks` on the workers, into files of the data
 home, and the update builds the shard from them. This module runs these
 steps as tasks and
 publishes what happened as an ``index-summary`` table artifact and an
@@ -27,21 +27,21 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import TaskRunner
 
-from audiosim import index_build as lib
-from audiosim.calibrate import Calibration, is_current
 from audiosim.config import IndexConfig
-from audiosim.index import Manifest
-from audiosim.index_build import UpdateResult
+from audiosim.index import writer as lib
+from audiosim.index.manifest import Manifest
+from audiosim.index.thresholds import Calibration, is_current
+from audiosim.index.writer import UpdateResult
 from audiosim.runners import batch_size as batch_size_for
 from audiosim.runners import batches, bounded, flow_uses_threads
-from audiosim.store import DataHome
+from audiosim.store.home import DataHome
 
 
 @task(name="index-update", cache_policy=NO_CACHE, persist_result=False, log_prints=False)
 def update_task(
     home: Path, model: str | None, config: IndexConfig | None, rebuild: bool, calibrate: bool
 ) -> UpdateResult:
-    """Embed new/changed tracks into a new shard (see :func:`audiosim.index_build.update`)."""
+    """Embed new/changed tracks into a new shard (see :func:`audiosim.index.writer.update`)."""
     return lib.update(home, model, config, rebuild=rebuild, calibrate=calibrate)
 
 
@@ -49,20 +49,20 @@ def update_task(
 def plan_embedding_task(
     home: Path, model: str | None, config: IndexConfig | None, rebuild: bool
 ) -> lib.EmbedJob:
-    """The tracks to embed ahead of the update (see :func:`audiosim.index_build.plan_embedding`)."""
+    """The tracks to embed ahead of the update (see :func:`audiosim.index.writer.plan_embedding`)."""
     return lib.plan_embedding(home, model, config, rebuild=rebuild)
 
 
 @task(name="embed-tracks", task_run_name="embed {n} tracks", cache_policy=NO_CACHE, persist_result=False,
       log_prints=False, retries=1, retry_delay_seconds=1)
 def embed_batch_task(home: Path, job: lib.EmbedJob, tracks: list[tuple[int, str]], n: int) -> list[tuple[int, int]]:
-    """Embed a batch of tracks into files of the data home (see :func:`audiosim.index_build.embed_tracks`)."""
+    """Embed a batch of tracks into files of the data home (see :func:`audiosim.index.writer.embed_tracks`)."""
     return lib.embed_tracks(home, job, tracks)
 
 
 @task(name="index-compact", cache_policy=NO_CACHE, persist_result=False, log_prints=False)
 def compact_task(home: Path, model: str | None, calibrate: bool) -> UpdateResult:
-    """Merge all shards into one (see :func:`audiosim.index_build.compact`)."""
+    """Merge all shards into one (see :func:`audiosim.index.writer.compact`)."""
     return lib.compact(home, model=model, calibrate=calibrate)
 
 

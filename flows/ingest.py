@@ -1,7 +1,7 @@
 """Prefect flow that ingests audio files into a data home.
 
-All the work is :func:`audiosim.ingest.ingest_batch` (and, with
-``prune=True``, :func:`audiosim.ingest.prune_missing`); this module fans it
+All the work is :func:`audiosim.ingest.ingest.ingest_batch` (and, with
+``prune=True``, :func:`audiosim.ingest.ingest.prune_missing`); this module fans it
 out as tasks of a few files each and publishes what happened as artifacts
 (``ingest-results`` table, ``ingest-summary`` markdown).
 
@@ -32,10 +32,10 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from audiosim import ingest as lib
 from audiosim.config import DecodeConfig, FeatureConfig
-from audiosim.index_build import tombstone_removed
-from audiosim.ingest import IngestResult, PruneResult
+from audiosim.index.writer import tombstone_removed
+from audiosim.ingest import ingest as lib
+from audiosim.ingest.ingest import IngestResult, PruneResult
 from audiosim.runners import batch_size as batch_size_for
 from audiosim.runners import batches, bounded, flow_uses_threads, one_torch_thread
 
@@ -74,7 +74,7 @@ def ingest_batch_task(
     paths: list[Path], home: Path, feature_config: FeatureConfig, decode_config: DecodeConfig,
     one_thread: bool = True,
 ) -> list[IngestResult]:
-    """Ingest a batch of files, by default with one torch thread (see :func:`audiosim.ingest.ingest_batch`)."""
+    """Ingest a batch of files, by default with one torch thread (see :func:`audiosim.ingest.ingest.ingest_batch`)."""
     return lib.ingest_batch(paths, home, feature_config, decode_config, one_thread)
 
 
@@ -105,7 +105,7 @@ def ingest_flow(
     ----------
     paths : sequence of str or Path
         Files, folders (searched recursively) and lists of paths; see
-        :func:`audiosim.ingest.discover`.
+        :func:`audiosim.ingest.ingest.discover`.
     home : str or Path, optional
         Data home (default ``$AUDIOSIM_HOME`` or ``./data``).
     workers : int
@@ -121,11 +121,11 @@ def ingest_flow(
     prune : bool
         Afterwards, mark the catalogue tracks under the given folders whose
         file is gone as missing and tombstone them in the index
-        (:func:`audiosim.ingest.prune_missing`; folders that do not exist or
+        (:func:`audiosim.ingest.ingest.prune_missing`; folders that do not exist or
         hold no audio file are left alone). The result is in the
         ``ingest-summary`` artifact and is passed to ``on_prune``.
     on_prune : callable, optional
-        Called with the :class:`~audiosim.ingest.PruneResult` (with ``prune``).
+        Called with the :class:`~audiosim.ingest.ingest.PruneResult` (with ``prune``).
 
     Returns
     -------

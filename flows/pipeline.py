@@ -19,14 +19,14 @@ of worker processes (started once, shared by ingest and index:
 :func:`audiosim.runners.shared_cluster`), or an existing Dask scheduler.
 On Dask the index's embedding fans out too (batches of tracks embedded
 into files of the data home); the shard build, calibration and publishing
-are one task (:func:`audiosim.index_build.update`, under the index's writer
+are one task (:func:`audiosim.index.writer.update`, under the index's writer
 lock) in the flow's process whatever the runner.
 
 ``retrain_flow`` trains a *candidate* model (:func:`flows.train.train_flow`,
 resumable, one candidate file per ISO week), scores it and the current model
 on the same held-out catalogue tracks, and only if the candidate is better:
 rebuilds the index with it, then atomically replaces the current model file.
-The scoring, the decision and the promotion are :mod:`audiosim.retrain`.
+The scoring, the decision and the promotion are :mod:`audiosim.training.retrain`.
 
 Example
 -------
@@ -43,11 +43,11 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from audiosim import retrain as R
-from audiosim.ingest import count_statuses
-from audiosim.model import DEFAULT_FINGERPRINT_MODEL
+from audiosim.fingerprint.model import DEFAULT_FINGERPRINT_MODEL
+from audiosim.ingest.ingest import count_statuses
 from audiosim.runners import RunnerSpec, prefect_api_for_workers, shared_cluster
-from audiosim.store import DataHome
+from audiosim.store.home import DataHome
+from audiosim.training import retrain as R
 from flows.index import index_flow, run_index
 from flows.ingest import ingest_flow
 from flows.report import report_flow
@@ -107,7 +107,7 @@ def pipeline_flow(
         After the ingest, mark catalogue tracks under the given folders
         whose file was deleted as missing, so the index update tombstones
         them (folders that do not exist or hold no audio are left alone;
-        see :func:`audiosim.ingest.prune_missing`).
+        see :func:`audiosim.ingest.ingest.prune_missing`).
 
     Returns
     -------
@@ -177,13 +177,13 @@ def summary_markdown(summary: dict[str, Any]) -> str:
 @task(name="score-models", cache_policy=NO_CACHE, persist_result=False)
 def score_models_task(candidate: str, current: str | None, home: str) -> dict[str, Any]:
     """Score the candidate and the current model on the same held-out tracks
-    (see :func:`audiosim.retrain.score_models`)."""
+    (see :func:`audiosim.training.retrain.score_models`)."""
     return R.score_models(candidate, current, home)
 
 
 @task(name="promote-model", cache_policy=NO_CACHE, persist_result=False)
 def promote_model_task(candidate: str, current: str) -> str:
-    """Atomically replace the current model with the candidate (see :func:`audiosim.retrain.promote_model`)."""
+    """Atomically replace the current model with the candidate (see :func:`audiosim.training.retrain.promote_model`)."""
     return R.promote_model(candidate, current)
 
 

@@ -1,6 +1,6 @@
 """Prefect flow that writes a playlist report.
 
-All the work is :mod:`audiosim.report`; this flow ingests the playlist's
+All the work is :mod:`audiosim.report.playlist`; this flow ingests the playlist's
 files that are not catalogued yet (as the ``ingest`` sub-flow, with its own
 artifacts), builds and writes the report, and publishes its summary as
 artifacts: ``playlist-report-summary`` (Markdown, the same summary as
@@ -23,10 +23,9 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from audiosim import report as lib
-from audiosim.store import DataHome
-
-from .ingest import ingest_flow
+from audiosim.report import playlist as lib
+from audiosim.store.home import DataHome
+from flows.ingest import ingest_flow
 
 TRACK_COLUMNS = ["position", "id", "title", "tempo_bpm", "key", "mode", "loudness_db", "mood", "valence", "arousal",
                  "mean_similarity", "closest", "outlier", "outlier_why"]
@@ -34,15 +33,15 @@ TRACK_COLUMNS = ["position", "id", "title", "tempo_bpm", "key", "mode", "loudnes
 
 @task(name="build-report", cache_policy=NO_CACHE, persist_result=False)
 def build_report_task(playlist: str, home: str, n_additions: int, model: str | None) -> lib.PlaylistReport:
-    """Analyse the playlist (see :func:`audiosim.report.build_report`); files are ingested already."""
-    from audiosim.similarity import load_similarity_model
+    """Analyse the playlist (see :func:`audiosim.report.playlist.build_report`); files are ingested already."""
+    from audiosim.similarity.vectors import load_similarity_model
 
     return lib.build_report(playlist, home, model=load_similarity_model(model), ingest=False, n_additions=n_additions)
 
 
 @task(name="write-report", cache_policy=NO_CACHE, persist_result=False)
 def write_report_task(report: lib.PlaylistReport, out: str | None) -> str:
-    """Write the HTML and CSV files (see :func:`audiosim.report.write_report`)."""
+    """Write the HTML and CSV files (see :func:`audiosim.report.playlist.write_report`)."""
     return str(lib.write_report(report, out))
 
 

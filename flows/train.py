@@ -1,6 +1,6 @@
 """Prefect flow that trains the fingerprint encoder on the catalogue's tracks.
 
-All the work is :func:`audiosim.train.train_from_tracks`; this flow gathers
+All the work is :func:`audiosim.training.loop.train_from_tracks`; this flow gathers
 the catalogue's ok tracks, runs it, and publishes the validation curve as a
 table artifact.
 """
@@ -13,9 +13,9 @@ from typing import Sequence
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 
-from audiosim import train as lib
 from audiosim.config import TrainConfig
-from audiosim.store import DataHome
+from audiosim.store.home import DataHome
+from audiosim.training import loop as lib
 
 
 @flow(name="train-fingerprint", log_prints=False)

@@ -32,7 +32,7 @@ def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001
 @pytest.fixture
 def home(tmp_path: Path):
     """A fresh, not yet created data home in ``tmp_path``."""
-    from audiosim.store import DataHome
+    from audiosim.store.home import DataHome
 
     return DataHome(tmp_path / "home")
 

@@ -1,0 +1,1 @@
+"""cli: see the README's module table."""

@@ -1,0 +1,1 @@
+"""fingerprint: see the README's module table."""

@@ -1,0 +1,1 @@
+"""index: see the README's module table."""

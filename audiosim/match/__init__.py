@@ -1,0 +1,1 @@
+"""match: see the README's module table."""

@@ -1,0 +1,125 @@
+"""Verify vote candidates by their aligned similarity: the clip score.
+
+Voting (:mod:`audiosim.match.voting`) proposes (track, offset) candidates from
+the query segments whose nearest neighbours happen to include the right
+indexed segment. Under heavy noise or reverberation most segments miss it
+among their ``k`` neighbours, yet still resemble it more than they resemble
+music at random. Verification therefore compares *every* query segment
+with the candidate track where the candidate says it should be: a segment
+at clip time ``q`` is compared with the track's indexed segments within
+``window`` seconds of ``offset + q``, and keeps its best cosine similarity
+(0 where the track has none there: before its start, after its end, in a
+silent stretch). A candidate's score is the sum of these over the query
+segments; the candidates are re-ranked by it.
+
+Measured with ``benchmarks/identify.py`` (201 indexed dev-corpus tracks,
+thresholds calibrated for 1 % false matches): over 18 degradations, clips
+matched at the right passage went from 0.80 to 0.88 at 3 s and from 0.90 to
+0.95 at 5 s; at 5 s, 5 dB SNR with reverb, the right track was matched in
+0.95 of 200 clips, against 0.87 before. Summing every segment also makes
+the scores of absent music better behaved: leave-one-track-out calibration
+clips and clips of music the catalogue does not hold now score alike (99th
+percentile 26.2 and 25.3 at 5 s), where the vote scores of the former had a
+long tail from related arrangements that made thresholds over-cautious.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+from audiosim.match.voting import Candidate
+
+if TYPE_CHECKING:
+    from audiosim.index.reader import Index
+
+
+def aligned_similarity(
+    query_vectors: np.ndarray,
+    query_times: np.ndarray,
+    track_times: np.ndarray,
+    track_vectors: np.ndarray,
+    offset: float,
+    window: float,
+) -> np.ndarray:
+    """Best similarity of each query segment with the track where it should be.
+
+    Parameters
+    ----------
+    query_vectors : ndarray, shape (Q, dim)
+        Unit-length embeddings of the clip's segments.
+    query_times : ndarray, shape (Q,)
+        Their start times (s) within the clip.
+    track_times : ndarray, shape (N,)
+        Start times (s) of the track's indexed segments.
+    track_vectors : ndarray, shape (N, dim)
+        Their unit-length embeddings.
+    offset : float
+        Where in the track the clip starts (s).
+    window : float
+        A query segment at ``q`` is compared with the track segments
+        starting within ``window`` s of ``offset + q``.
+
+    Returns
+    -------
+    ndarray, shape (Q,)
+        Cosine similarity, 0 for segments with no track segment in reach.
+
+    Examples
+    --------
+    >>> v = np.eye(3, dtype=np.float32)
+    >>> aligned_similarity(v[:2], np.array([0.0, 0.5]), np.array([10.0, 10.5, 11.0]), v, 10.0, 0.25)
+    array([1., 1.], dtype=float32)
+    >>> aligned_similarity(v[:2], np.array([0.0, 0.5]), np.array([10.0, 10.5, 11.0]), v, 10.5, 0.25)
+    array([0., 0.], dtype=float32)
+    """
+    q_n = len(query_times)
+    if q_n == 0 or len(track_times) == 0:
+        return np.zeros(q_n, np.float32)
+    target = offset + np.asarray(query_times, np.float64)
+    near = np.abs(np.asarray(track_times, np.float64)[:, None] - target[None, :]) <= window + 1e-6
+    sims = np.asarray(track_vectors, np.float32) @ np.asarray(query_vectors, np.float32).T  # (N, Q)
+    best = np.where(near, sims, -np.inf).max(axis=0)
+    return np.where(np.isfinite(best), best, 0.0).astype(np.float32)
+
+
+def verify_candidates(
+    index: "Index",
+    query_vectors: np.ndarray,
+    query_times: np.ndarray,
+    candidates: Sequence[Candidate],
+    window: float,
+) -> list[Candidate]:
+    """Score candidates by aligned similarity and rank them by it.
+
+    Parameters
+    ----------
+    index : Index
+        Gives each candidate track's indexed segments
+        (:meth:`~audiosim.index.reader.Index.track_segments`).
+    query_vectors, query_times : ndarray
+        The clip's segments, as in :func:`aligned_similarity`.
+    candidates : sequence of Candidate
+        From :func:`audiosim.match.voting.vote`.
+    window : float
+        See :func:`aligned_similarity`.
+
+    Returns
+    -------
+    list of Candidate
+        The same candidates with ``score`` replaced by the sum of the
+        aligned similarities, best first (``votes`` still counts the
+        segments that voted).
+    """
+    if not len(query_times):
+        return []
+    lo, hi = float(np.min(query_times)) - window, float(np.max(query_times)) + window
+    out = []
+    for c in candidates:
+        times, vectors = index.track_segments(c.track, c.offset + lo, c.offset + hi)
+        s = aligned_similarity(query_vectors, query_times, times, vectors, c.offset, window)
+        out.append(replace(c, score=float(s.sum())))
+    out.sort(key=lambda c: -c.score)
+    return out

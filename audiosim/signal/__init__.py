@@ -1,0 +1,1 @@
+"""signal: see the README's module table."""

@@ -1,0 +1,1 @@
+"""similarity: see the README's module table."""

@@ -1,0 +1,485 @@
+"""Discovery, ingest of one file and of batches, the Prefect flow and the CLI."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import mutagen
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import EXPECTED_REASONS, tone
+
+from audiosim.cli.main import main
+from audiosim.config import ConfigMismatchError, FeatureConfig
+from audiosim.ingest import ingest as ingest_mod
+from audiosim.ingest.ingest import (
+    compute_features,
+    count_statuses,
+    discover,
+    ingest_file,
+    ingest_many,
+    read_path_list,
+)
+from audiosim.store.catalog import Catalog
+from audiosim.store.content import FeatureStore
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def no_recompute(monkeypatch):
+    """Make any feature computation fail the test."""
+
+    def boom(*a, **k):
+        raise AssertionError("features were recomputed")
+
+    monkeypatch.setattr(ingest_mod, "compute_features", boom)
+
+
+def rows(home):
+    with Catalog(home.catalog_path) as cat:
+        return list(cat.iter_tracks())
+
+
+def feature_files(home):
+    return sorted(home.features_dir.glob("??/*.npy"))
+
+
+def temp_files(folder):
+    return [p for p in Path(folder).rglob("*") if p.name.endswith(".tmp")]
+
+
+# ---------------------------------------------------------------- discovery
+
+
+def test_discover_folders_lists_and_files(tmp_path, make_wav):
+    a = make_wav("a.wav")
+    b = make_wav("sub/deeper/b.flac")
+    make_wav(".hidden/c.wav")
+    (tmp_path / "audio" / "notes.pdf").write_text("x")
+    explicit = tmp_path / "odd.bin"
+    explicit.write_bytes(b"x")
+    lst = tmp_path / "lists" / "files.txt"
+    lst.parent.mkdir()
+    lst.write_text(f"# my files\n\n../audio/a.wav\n  {b}  \nmissing.wav\n")
+    m3u = tmp_path / "lists" / "p.m3u"
+    m3u.write_text(f"#EXTM3U\n#EXTINF:3,A\n{a}\n")
+    found = discover([tmp_path / "audio", lst, m3u, explicit, a])
+    assert found == sorted({a, b, explicit, tmp_path / "lists" / "missing.wav"})
+    assert read_path_list(m3u) == [a]
+    with pytest.raises(FileNotFoundError) as e:
+        discover([tmp_path / "nope"])
+    assert "nope" in str(e.value)
+
+
+def test_bad_list_file_named_in_error(tmp_path):
+    lst = tmp_path / "l.txt"
+    lst.write_bytes(b"\xff\xfe\x00bad")
+    with pytest.raises(ValueError, match="l.txt"):
+        discover([lst])
+
+
+# ---------------------------------------------------------------- one file
+
+
+def test_ingest_adds_track_with_features(home, make_wav):
+    p = make_wav("song.wav", seconds=3, sr=22050, channels=2)
+    r = ingest_file(p, home)
+    assert r.status == "added" and r.track_id is not None and r.seconds > 0
+    [t] = rows(home)
+    assert (t.path, t.title, t.status, t.sample_rate, t.channels) == (str(p), "song", "ok", 22050, 2)
+    assert t.duration == pytest.approx(3.0, abs=0.01)
+    feats = FeatureStore(home.features_dir).get(t.content_hash)
+    assert feats.dtype == np.float16 and feats.shape[0] == 64
+    assert feats.shape[1] == pytest.approx(3.0 * FeatureConfig().frames_per_second, abs=10)
+
+
+def test_tags_are_read(home, tmp_path):
+    p = tmp_path / "x.flac"
+    sf.write(p, tone(2.0), 8000)
+    f = mutagen.File(p, easy=True)
+    f["title"], f["artist"], f["album"] = "Title", "Artist", "Album"
+    f.save()
+    ingest_file(p, home)
+    [t] = rows(home)
+    assert (t.title, t.artist, t.album) == ("Title", "Artist", "Album")
+
+
+def test_reingest_is_idempotent(home, make_wav, monkeypatch):
+    files = [make_wav(f"{i}.wav", freq=300 + 100 * i) for i in range(3)]
+    assert count_statuses(ingest_many(files, home))["added"] == 3
+    before = {p: p.stat().st_mtime_ns for p in feature_files(home)}
+    no_recompute(monkeypatch)
+    assert count_statuses(ingest_many(files, home))["skipped"] == 3
+    os.utime(files[0], ns=(1, 1))  # touched, content unchanged: re-hashed, still skipped
+    assert ingest_file(files[0], home).status == "skipped"
+    assert ingest_file(files[0], home).status == "skipped"
+    assert len(rows(home)) == 3
+    assert {p: p.stat().st_mtime_ns for p in feature_files(home)} == before
+
+
+def test_renamed_file_is_not_recomputed(home, make_wav, monkeypatch):
+    p = make_wav("old.wav")
+    tid = ingest_file(p, home).track_id
+    new = p.with_name("new.wav")
+    p.rename(new)
+    no_recompute(monkeypatch)
+    r = ingest_file(new, home)
+    assert (r.status, r.track_id, r.reason) == ("updated", tid, "moved")
+    [t] = rows(home)
+    assert t.path == str(new)
+    assert len(feature_files(home)) == 1
+
+
+def test_copied_file_shares_features(home, make_wav, monkeypatch):
+    p = make_wav("a.wav")
+    ingest_file(p, home)
+    copy = p.with_name("copy.wav")
+    copy.write_bytes(p.read_bytes())
+    no_recompute(monkeypatch)
+    assert ingest_file(copy, home).status == "added"
+    assert len(rows(home)) == 2 and len(feature_files(home)) == 1
+
+
+def test_changed_file_is_updated(home, make_wav):
+    p = make_wav("a.wav", freq=440)
+    r1 = ingest_file(p, home)
+    old_hash = rows(home)[0].content_hash
+    make_wav("a.wav", freq=880, seconds=4)
+    r2 = ingest_file(p, home)
+    assert (r2.status, r2.track_id, r2.reason) == ("updated", r1.track_id, "changed")
+    [t] = rows(home)
+    assert t.content_hash != old_hash and t.duration == pytest.approx(4.0, abs=0.01)
+    assert FeatureStore(home.features_dir).has(t.content_hash)
+
+
+def test_missing_features_are_recomputed(home, make_wav):
+    p = make_wav("a.wav")
+    ingest_file(p, home)
+    [f] = feature_files(home)
+    f.unlink()
+    r = ingest_file(p, home)
+    assert (r.status, r.reason) == ("updated", "features-missing") and f.exists()
+
+
+def test_bad_files_recorded_with_reasons(home, make_wav, bad_files):
+    good = [make_wav("good1.wav"), make_wav("good2.wav", freq=660)]
+    results = ingest_many([*bad_files.values(), *good], home, workers=2)
+    by_path = {r.path: r for r in results}
+    for kind, p in bad_files.items():
+        r = by_path[str(p)]
+        assert r.status == "failed" and r.reason in EXPECTED_REASONS[kind], (kind, r)
+        assert r.detail
+    assert [by_path[str(p)].status for p in good] == ["added", "added"]
+    with Catalog(home.catalog_path) as cat:
+        assert cat.counts() == {"ok": 2, "failed": len(bad_files)}
+        failed = cat.tracks(status="failed")
+    assert set(failed["reason"]) >= {"empty", "not-audio", "silence", "non-finite", "too-short"}
+    assert len(feature_files(home)) == 2
+
+
+def test_failed_file_is_retried(home, make_wav, bad_files):
+    p = bad_files["not-audio"]
+    r1 = ingest_file(p, home)
+    assert r1.status == "failed"
+    assert ingest_file(p, home).status == "failed"  # retried, not skipped
+    sf.write(p, tone(2.0), 8000, format="WAV")  # fixed
+    r3 = ingest_file(p, home)
+    assert (r3.status, r3.track_id) == ("added", r1.track_id)
+    [t] = rows(home)
+    assert t.status == "ok" and t.reason is None
+
+
+def test_unexpected_error_is_recorded(home, make_wav, monkeypatch):
+    def broken(*a, **k):
+        raise RuntimeError("library bug")
+
+    monkeypatch.setattr(ingest_mod, "compute_features", broken)
+    r = ingest_file(make_wav("a.wav"), home)
+    assert (r.status, r.reason) == ("failed", "error") and "RuntimeError: library bug" in r.detail
+
+
+def test_feature_config_mismatch_refused(home, make_wav):
+    p = make_wav("a.wav")
+    ingest_file(p, home)
+    other = FeatureConfig(n_mels=32)
+    with pytest.raises(ConfigMismatchError, match=other.digest()):
+        ingest_many([p], home, feature_config=other)
+    with pytest.raises(ConfigMismatchError, match=FeatureConfig().digest()):
+        ingest_file(p, home, feature_config=other)
+    assert len(rows(home)) == 1
+
+
+def test_crash_between_features_and_row(home, make_wav, monkeypatch):
+    p = make_wav("a.wav")
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt  # not an Exception: escapes like a kill would
+
+    monkeypatch.setattr(Catalog, "upsert_ok", killed)
+    with pytest.raises(KeyboardInterrupt):
+        ingest_file(p, home)
+    monkeypatch.undo()
+    assert rows(home) == [] and len(feature_files(home)) == 1
+    no_recompute(monkeypatch)
+    assert ingest_file(p, home).status == "added"
+    assert len(rows(home)) == 1 and len(feature_files(home)) == 1
+
+
+def test_transient_store_error_is_retried(home, make_wav, monkeypatch):
+    real_put = FeatureStore.put
+    calls = []
+
+    def flaky(self, *a, **k):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(errno.EIO, "I/O error")
+        return real_put(self, *a, **k)
+
+    monkeypatch.setattr(FeatureStore, "put", flaky)
+    [r] = ingest_many([make_wav("a.wav")], home)
+    assert r.status == "added" and len(calls) == 2
+
+
+def test_features_stream_without_holding_the_waveform(tmp_path):
+    # 10 minutes at 8 kHz: the waveform would be 19 MB of float32,
+    # the float32 features 9.8 MB. Peak must stay near the features.
+    p = tmp_path / "long.wav"
+    sr, seconds = 8000, 600
+    with sf.SoundFile(p, "w", sr, 1, "PCM_16") as f:
+        for i in range(seconds // 60):
+            f.write(tone(60.0, sr, freq=200 + 50 * i))
+    fc = FeatureConfig()
+    tracemalloc.start()
+    logmel, duration = compute_features(p, fc, ingest_mod.DecodeConfig())
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert duration == pytest.approx(seconds)
+    waveform_bytes = sr * seconds * 4
+    assert peak < 2.5 * logmel.nbytes + 0.25 * waveform_bytes, (peak, logmel.nbytes)
+
+
+# ---------------------------------------------------------------- Prefect flow
+
+
+def test_ingest_flow(prefect_harness, home, make_wav, bad_files, monkeypatch):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from flows.ingest import ingest_flow
+
+    good = [make_wav(f"g{i}.wav", freq=300 + 50 * i) for i in range(3)]
+    seen = []
+    results = ingest_flow(
+        [good[0].parent], home=home.root, workers=2, progress=seen.append
+    )
+    counts = count_statuses(results)
+    assert counts == {"added": 3, "updated": 0, "skipped": 0, "failed": len(bad_files)}
+    assert len(seen) == len(results)
+    with get_client(sync_client=True) as client:
+        arts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["ingest-summary", "ingest-results"]))
+        )
+    assert {a.key for a in arts} == {"ingest-summary", "ingest-results"}
+    # the Prefect harness is shared by the session: pick this test's run by its data home
+    summary = next(a for a in arts if a.key == "ingest-summary" and str(home.root) in a.data)
+    assert "| 3 |" in summary.data and "silence" in summary.data
+
+    no_recompute(monkeypatch)
+    again = count_statuses(ingest_flow([good[0].parent], home=home.root))
+    assert again == {"added": 0, "updated": 0, "skipped": 3, "failed": len(bad_files)}
+
+
+def test_flow_task_retries_transient_errors(prefect_harness, home, make_wav, monkeypatch):
+    from flows.ingest import ingest_flow
+
+    real_put = FeatureStore.put
+    calls = []
+
+    def flaky(self, *a, **k):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(errno.EAGAIN, "try again")
+        return real_put(self, *a, **k)
+
+    monkeypatch.setattr(FeatureStore, "put", flaky)
+    [r] = ingest_flow([make_wav("a.wav")], home=home.root)
+    assert r.status == "added" and len(calls) == 2
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def test_cli_ingest_exit_codes_and_catalog(prefect_harness, home, make_wav, bad_files, capsys):
+    good = [make_wav("g1.wav"), make_wav("g2.wav", freq=550)]
+    h = str(home.root)
+    assert main(["ingest", str(good[0].parent), "--home", h, "-q"]) == 1
+    out = capsys.readouterr().out
+    assert out.strip() == (
+        f"2 added, 0 updated, 0 skipped, {len(bad_files)} failed (see `audiosim catalog --failed --home {h}`)"
+    )
+
+    assert main(["catalog", "--home", h, "--failed", "--format", "json"]) == 0
+    failed = json.loads(capsys.readouterr().out)
+    assert {Path(r["path"]).name for r in failed} == {p.name for p in bad_files.values()}
+    assert all(r["status"] == "failed" and r["reason"] for r in failed)
+
+    assert main(["catalog", "--home", h, "--format", "json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 2 + len(bad_files)
+    assert main(["catalog", "--home", h, "--format", "csv"]) == 0
+    assert capsys.readouterr().out.count("\n") == 1 + 2 + len(bad_files)
+    assert main(["catalog", "--home", h, "--failed"]) == 0
+    table = capsys.readouterr().out
+    assert "silence" in table and "g1.wav" not in table
+
+    assert main(["ingest", *map(str, good), "--home", h, "-q"]) == 0
+    assert capsys.readouterr().out.strip() == "0 added, 0 updated, 2 skipped, 0 failed"
+
+
+def test_cli_no_audio_found(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["ingest", str(tmp_path / "empty"), "--home", str(tmp_path / "h")]) == 0
+    captured = capsys.readouterr()
+    assert "no audio files found" in captured.err
+    assert captured.out.strip() == "0 added, 0 updated, 0 skipped, 0 failed"
+
+
+def test_cli_usage_errors(tmp_path, capsys):
+    assert main(["ingest", str(tmp_path / "missing.wav"), "--home", str(tmp_path / "h")]) == 2
+    assert "missing.wav: no such file or folder" in capsys.readouterr().err
+    assert not (tmp_path / "h").exists()
+    assert main(["ingest", str(tmp_path), "--workers", "0"]) == 2
+    assert main(["catalog", "--home", str(tmp_path / "none")]) == 2
+    assert "no catalogue" in capsys.readouterr().err
+    assert main(["catalog", "--format", "xml"]) == 2
+    assert main([]) == 2
+    assert main(["--help"]) == 0
+    assert "ingest" in capsys.readouterr().out
+
+
+def test_kill_and_resume(prefect_harness, tmp_path):
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    sr = 44100
+    for i in range(30):
+        sf.write(audio / f"{i:02d}.wav", tone(12.0, sr, freq=200 + 20 * i, seed=i), sr)
+    home = tmp_path / "home"
+    env = {**os.environ, "PREFECT_API_URL": prefect_harness, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "audiosim.cli.main", "ingest", str(audio), "--home", str(home), "-q"]
+
+    def n_rows() -> int:
+        try:
+            with sqlite3.connect(f"file:{home / 'catalog.sqlite'}?mode=ro", uri=True, timeout=5) as c:
+                return c.execute("SELECT COUNT(*) FROM tracks").fetchone()[0]
+        except sqlite3.Error:
+            return 0
+
+    # cwd outside the repo: the CLI must still find the flows package.
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 600  # generous: busy machines start slowly
+        while n_rows() < 4:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "ingest made no progress"
+            time.sleep(0.02)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+    at_kill = n_rows()
+    assert 4 <= at_kill < 30, "the run finished before it could be killed"
+    with Catalog(home / "catalog.sqlite") as cat:  # no row without features, even now
+        store = FeatureStore(home / "features")
+        assert all(store.has(t.content_hash) for t in cat.iter_tracks("ok"))
+
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    added, updated, skipped, failed = (int(w) for w in done.stdout.split()[0:8:2])
+    assert (added + updated, skipped, failed) == (30 - at_kill, at_kill, 0), done.stdout
+    with Catalog(home / "catalog.sqlite") as cat:
+        tracks = list(cat.iter_tracks())
+    assert len(tracks) == 30 and len({t.path for t in tracks}) == 30
+    assert all(t.status == "ok" and store.has(t.content_hash) for t in tracks)
+    assert len(list(store.hashes())) == 30
+    assert temp_files(home) == []
+
+
+# ---------------------------------------------------------------- prune
+
+
+def _by_name(home) -> dict:
+    with Catalog(home.catalog_path) as cat:
+        return {Path(t.path).name: t for t in cat.iter_tracks()}
+
+
+def test_prune_marks_deleted_files_missing(home, tmp_path):
+    from audiosim.ingest.ingest import ingest_many, prune_missing
+
+    music, other = tmp_path / "music", tmp_path / "other"
+    music.mkdir(), other.mkdir()
+    files = [music / f"{i}.wav" for i in range(3)]
+    for i, p in enumerate(files):
+        sf.write(p, tone(2.0, freq=300 + 100 * i), 8000)
+    elsewhere = other / "x.wav"
+    sf.write(elsewhere, tone(2.0, freq=900), 8000)
+    ingest_many([*files, elsewhere], home)
+    before = _by_name(home)
+    files[1].unlink()
+    elsewhere.unlink()  # gone too, but not under the folder pruned
+
+    res = prune_missing([music], home)
+    assert res.pruned == ((before["1.wav"].id, str(files[1])),)
+    assert res.roots == (str(music),) and res.skipped == ()
+    assert "pruned 1 track(s)" in res.describe()
+    after = _by_name(home)
+    assert (after["1.wav"].status, after["1.wav"].reason) == ("failed", "missing")
+    assert after["1.wav"].content_hash == before["1.wav"].content_hash  # the row keeps its history
+    assert after["0.wav"].ok and after["2.wav"].ok and after["x.wav"].ok
+    assert prune_missing([music], home).pruned == ()  # already marked: nothing new
+
+    sf.write(files[1], tone(2.0, freq=400), 8000)  # the file comes back: same track again
+    [r] = ingest_many([files[1]], home)
+    assert (r.status, r.track_id) == ("added", before["1.wav"].id)
+
+
+def test_prune_refuses_missing_or_empty_roots(home, tmp_path):
+    from audiosim.ingest.ingest import ingest_many, prune_missing
+
+    disk = tmp_path / "disk"
+    (disk / "sub").mkdir(parents=True)
+    files = [disk / "sub" / f"{i}.wav" for i in range(2)]
+    for i, p in enumerate(files):
+        sf.write(p, tone(2.0, freq=300 + 100 * i), 8000)
+    (disk / "notes.txt").write_text("not audio\n")
+    ingest_many(files, home)
+    for p in files:  # as if the disk were unmounted, leaving its mount point with no audio
+        p.unlink()
+    res = prune_missing([disk, tmp_path / "nowhere"], home)
+    assert res.pruned == () and res.roots == ()
+    assert [Path(r).name for r, _ in res.skipped] == ["disk", "nowhere"]
+    assert "no audio file" in res.skipped[0][1] and "does not exist" in res.skipped[1][1]
+    assert all(t.ok for t in _by_name(home).values())
+
+
+def test_cli_ingest_prune(prefect_harness, home, tmp_path, capsys):
+    music = tmp_path / "music"
+    music.mkdir()
+    for i in range(2):
+        sf.write(music / f"{i}.wav", tone(2.0, freq=300 + 100 * i), 8000)
+    assert main(["ingest", "-q", "--home", str(home.root), str(music)]) == 0
+    (music / "0.wav").unlink()
+    capsys.readouterr()
+    assert main(["ingest", "--home", str(home.root), "--prune", str(music)]) == 0
+    out, err = capsys.readouterr()
+    assert "pruned 1 track(s) whose file is gone" in out
+    assert f"pruned: {music / '0.wav'}" in err
+    assert _by_name(home)["0.wav"].reason == "missing"
