@@ -1,8 +1,10 @@
 """audiosim: audio fingerprinting and music similarity.
 
 ``audiosim.identify(clip, sr=None, index=None, model=None)`` names the
-catalogue track a clip comes from (see :func:`audiosim.match.matcher.identify`);
-it is imported on first use, so ``import audiosim`` stays light.
+catalogue track a clip comes from (see :func:`audiosim.match.matcher.identify`),
+and ``audiosim.monitor(recording, ...)`` gives the timeline of the tracks
+heard in a long recording (see :func:`audiosim.match.monitor.monitor`).
+Both are imported on first use, so ``import audiosim`` stays light.
 """
 
 from typing import Any
@@ -11,8 +13,12 @@ __all__ = ["identify", "monitor"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("identify", "monitor"):
-        from audiosim.match import matcher as match
+    if name == "identify":
+        from audiosim.match.matcher import identify
 
-        return getattr(match, name)
+        return identify
+    if name == "monitor":
+        from audiosim.match.monitor import monitor
+
+        return monitor
     raise AttributeError(f"module 'audiosim' has no attribute {name!r}")

@@ -14,6 +14,10 @@ takes:
                        workers may be on other machines
 =====================  ==========================================================
 
+Without Prefect, :func:`thread_map` is the one thread pool of the library
+(ingest, descriptors): ordered results, bounded in-flight work, one torch
+thread per worker.
+
 On threads a work unit is one file; on Dask it is a batch of files or
 tracks (:meth:`RunnerSpec.batch_size`: about four tasks per worker, so
 Prefect's per-task cost stays small), and each task runs torch on one
@@ -37,14 +41,17 @@ Examples
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import contextlib
 import math
 import os
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 DEFAULT_MEMORY_LIMIT = "4GiB"
 """Memory each local Dask worker may use before Dask restarts it."""
@@ -209,6 +216,43 @@ def bounded(items: Sequence[T], limit: int, submit: Callable[[T], Any]) -> Itera
         yield running.pop(done), done
 
 
+@dataclass(frozen=True)
+class FanOut:
+    """How a flow cuts a fan-out into tasks (see :func:`fan_out`).
+
+    Attributes
+    ----------
+    batch_size : int
+        Work items per task.
+    in_flight : int
+        Tasks submitted at once.
+    one_thread : bool
+        Whether tasks limit torch to one thread (False only for a lone
+        task on threads, which may use every core).
+    """
+
+    batch_size: int
+    in_flight: int
+    one_thread: bool
+
+
+def fan_out(n_items: int, workers: int, items_per_task: int | None = None) -> FanOut:
+    """The :class:`FanOut` of ``n_items`` over ``workers`` in the running flow.
+
+    On threads (:func:`flow_uses_threads`): one item per task, ``workers``
+    tasks at once, torch on one thread unless ``workers`` is 1. On another
+    task runner (Dask): about :data:`TASKS_PER_WORKER` tasks per worker
+    (:func:`batch_size`), twice ``workers`` tasks in flight so that no
+    worker waits, torch on one thread. ``items_per_task`` overrides the
+    batch size.
+    """
+    workers = max(1, int(workers))
+    if flow_uses_threads():
+        return FanOut(int(items_per_task) if items_per_task else 1, workers, workers > 1)
+    size = int(items_per_task) if items_per_task else batch_size(n_items, workers)
+    return FanOut(size, 2 * workers, True)
+
+
 def flow_uses_threads() -> bool:
     """True unless the running flow's task runner is something other than
     threads of this process (e.g. Dask); True outside a flow."""
@@ -250,6 +294,56 @@ def one_torch_thread() -> Iterator[None]:
             _torch_users -= 1
             if _torch_users == 0:
                 torch.set_num_threads(_torch_before)
+
+
+def thread_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
+    """``fn`` over ``items`` on ``workers`` threads, yielding the results in the order of ``items``.
+
+    The one thread pool of the library for work without Prefect (ingest of
+    many files, descriptors of many songs). At most twice ``workers`` items
+    are submitted at once, so a long iterable is never all pending futures,
+    and meanwhile torch runs on one thread (:func:`one_torch_thread`), so
+    ``workers`` threads use about ``workers`` cores. With ``workers`` 1 the
+    items run one after the other in the calling thread and torch is left
+    alone (it may use every core).
+
+    Parameters
+    ----------
+    fn : callable
+        Applied to each item; an exception it raises is raised here when
+        its item's turn comes (items not started yet are then cancelled).
+    items : iterable
+        Consumed lazily.
+    workers : int
+        Threads (at least 1).
+
+    Yields
+    ------
+    The results, in order. Consume the iterator to the end (or close it):
+    the torch thread count is restored when it finishes.
+
+    Examples
+    --------
+    >>> list(thread_map(lambda x: x * x, range(5), workers=2))
+    [0, 1, 4, 9, 16]
+    """
+    workers = max(1, int(workers))
+    if workers == 1:
+        for item in items:
+            yield fn(item)
+        return
+    with one_torch_thread():
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers)
+        try:
+            pending: collections.deque[concurrent.futures.Future[R]] = collections.deque()
+            for item in items:
+                if len(pending) >= 2 * workers:
+                    yield pending.popleft().result()
+                pending.append(pool.submit(fn, item))
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def quiet_dask(level: str = "warning") -> None:

@@ -32,11 +32,13 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from audiosim import augment  # noqa: E402
+from audiosim.signal import augment  # noqa: E402
 from audiosim.config import FeatureConfig  # noqa: E402
+from audiosim.fingerprint.embed import embed_logmel  # noqa: E402
 from audiosim.fingerprint.model import load_encoder  # noqa: E402
 from audiosim.index import reader as I  # noqa: E402
 from audiosim.index import writer as IB  # noqa: E402
+from audiosim.match.calibrate import calibrate_leave_one_out  # noqa: E402
 from audiosim.match.matcher import Matcher  # noqa: E402
 from audiosim.signal import audio
 from audiosim.signal import features as F  # noqa: E402
@@ -413,7 +415,7 @@ def sweep_search_k(index: I.Index, model, queries: list[Query], values: list[int
     for q in queries:
         with torch.inference_mode():
             lm = F.log_mel(torch.from_numpy(q.clip), model.features)
-        v, _ = I.embed_logmel(model, lm, hop)
+        v, _ = embed_logmel(model, lm, hop)
         vecs.append(v)
     v = np.concatenate(vecs)[:3000]
     allv = np.concatenate([np.stack([s.vector(i) for i in range(s.info.items)]) for s in index.shards])
@@ -555,8 +557,8 @@ def main(argv: list[str] | None = None) -> int:
     split = Path(args.split) if args.split else model_path.with_name(model_path.stem + ".split.json")
     wave_cache = Path(args.wave_cache) if args.wave_cache and Path(args.wave_cache).is_dir() else None
     model = load_encoder(model_path)
-    card = getattr(model, "card", {})
-    print(f"# identify benchmark\n\nmodel {model_path} digest {model.digest} step {card.get('step')}; "
+    card = model.identity.card
+    print(f"# identify benchmark\n\nmodel {model_path} digest {model.identity.digest} step {card.get('step')}; "
           f"torch threads {args.threads}; seed {args.seed}")
 
     tracks = choose_tracks(Path(args.corpus), split, work, args.tracks, args.seed)
@@ -565,7 +567,7 @@ def main(argv: list[str] | None = None) -> int:
     home = make_home(tracks, work, wave_cache, model.features)
 
     t0 = time.perf_counter()
-    res = IB.update(home, model_path, progress=lambda s, i: log(f"  index: {s} {i}") if s not in ("embed",) else None)
+    res = IB.update(home, model_path, calibrate=calibrate_leave_one_out, progress=lambda s, i: log(f"  index: {s} {i}") if s not in ("embed",) else None)
     log(f"index: {res.action} in {time.perf_counter() - t0:.0f} s")
     matcher = Matcher(home, model)
     idx = matcher.index

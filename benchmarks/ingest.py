@@ -105,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare:
         return compare(args, [int(n) for n in args.compare.split(",")])
 
-    from audiosim.ingest.ingest import count_statuses, discover
+    from audiosim.ingest.discover import discover
+    from audiosim.ingest.ingest import count_statuses
 
     files = discover(args.paths)
     if args.limit:
@@ -182,7 +183,7 @@ def run(files: list[Path], home: Path, workers: int, flow: bool, runner: str = "
 
 def compare(args: argparse.Namespace, counts: list[int]) -> int:
     """Ingest the same files once per worker count, each into a fresh temporary home."""
-    from audiosim.ingest.ingest import discover
+    from audiosim.ingest.discover import discover
 
     files = discover(args.paths)
     if args.limit:

@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     from audiosim.ingest.ingest import ingest_many
     from audiosim.similarity.descriptors import descriptor_table
     from audiosim.similarity.mood import group_songs, song_moods
-    from audiosim.similarity.vectors import catalogue_vectors, load_similarity_model
+    from audiosim.similarity.model import load_similarity_model
+    from audiosim.similarity.vectors import catalogue_vectors
 
     work = args.work or Path(tempfile.mkdtemp(prefix="audiosim-moods-"))
     try:
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         truth = pd.Series([truth_by_file[Path(p).name] for p in table.tracks["path"]], index=table.tracks.index)
         prep = time.perf_counter() - t0
 
-        print(f"\nSongbook: {len(desc)} songs x {args.seconds:g} s, seed {args.seed}; model {model.digest}; "
+        print(f"\nSongbook: {len(desc)} songs x {args.seconds:g} s, seed {args.seed}; model {model.identity.digest}; "
               f"set-up {prep:.0f} s\n")
         labels = song_moods(desc)
         acc = float((labels["mood"] == truth).mean())

@@ -59,7 +59,7 @@ def standardise(x: np.ndarray) -> np.ndarray:
 
 def per_track_precision(vectors: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     """Precision@k of every track (cosine neighbours among the others)."""
-    from audiosim.similarity.vectors import cosine_matrix
+    from audiosim.similarity.model import cosine_matrix
 
     sim = cosine_matrix(vectors)
     np.fill_diagonal(sim, -np.inf)
@@ -90,13 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from audiosim.signal import audio
-    from audiosim.similarity.vectors import load_similarity_model
-    from audiosim.training.loop import load_audio_set, track_refs
-    from audiosim.training.similarity import (
-        song_clip_vectors,
-        soundtrack,
-        split_by_file,
-    )
+    from audiosim.similarity.model import load_similarity_model
+    from audiosim.similarity.song_training import song_clip_vectors
+    from audiosim.training.data import load_audio_set, split_by_file, track_refs
+    from scripts.train_similarity import soundtrack
 
     t0 = time.perf_counter()
     paths = [line.strip() for line in args.corpus.read_text().splitlines() if line.strip()]
@@ -132,8 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     p1 = {name: per_track_precision(v, labels, 1).mean() for name, v in
           (("learned song vectors", learned), ("MFCC mean+std, 22 kHz", mf22), ("MFCC mean+std, 8 kHz", mf8))}
-    print(f"\nHeld-out tracks: {n} from {len(counts)} soundtracks; model {model.digest} "
-          f"({model.card.get('total_training_minutes', (model.card.get('history') or [{}])[-1].get('minutes', '?'))} min training); {time.perf_counter() - t0:.0f} s "
+    print(f"\nHeld-out tracks: {n} from {len(counts)} soundtracks; model {model.identity.digest} "
+          f"({model.identity.card.get('total_training_minutes', (model.identity.card.get('history') or [{}])[-1].get('minutes', '?'))} min training); {time.perf_counter() - t0:.0f} s "
           f"(learned vectors {t_learned:.0f} s)\n")
     cis = [bootstrap_ci(v) for v in results.values()]
     table = pd.DataFrame({

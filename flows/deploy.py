@@ -1,11 +1,25 @@
-"""Serve the deployments of ``prefect.yaml`` locally, with their schedules.
+"""The deployments of ``prefect.yaml``, served locally with their schedules (``audiosim serve``).
 
-``prefect.yaml`` (at the project root) is the one description of the
-deployments: names, entrypoints, default parameters, schedules and
-concurrency limits. ``prefect deploy --all`` registers them with a Prefect
-server for workers of the ``audiosim`` process pool; this module reads the
-same file and runs them with :func:`prefect.serve` in one process, with no
-server, pool or worker to set up (``audiosim serve``).
+One definition: ``prefect.yaml`` at the project root describes the four
+deployments (names, entrypoints, default parameters, schedules, concurrency
+limits, tags, descriptions). Two users:
+
+- ``prefect deploy --all`` registers them with a Prefect server, for workers
+  of the ``audiosim`` process pool (it also needs the file's build and pull
+  steps and work pool, which is why the file, not Python, is the definition);
+- this module reads the same file with ``yaml.safe_load`` and turns each
+  entry into ``flow.to_deployment(...)``, passing only public arguments
+  (``name``, ``parameters``, ``schedules`` as :class:`prefect.schedules.Cron` /
+  :class:`prefect.schedules.Interval`, ``concurrency_limit``, ``description``,
+  ``tags``, ``entrypoint_type``), and :func:`serve_deployments` runs them with
+  :func:`prefect.serve` in one process, with no server, pool or worker to
+  set up.
+
+``{{ $VAR }}`` placeholders of the file are filled from the environment as
+``prefect deploy`` fills them (left as they are when VAR is unset). Serving
+refuses unresolved placeholders; listing shows them
+(:func:`unresolved_parameters`), so ``audiosim serve --list`` works before
+anything is set.
 
 Example
 -------
@@ -17,11 +31,25 @@ Example
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 import os
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
+
+import yaml
+from prefect import serve
+from prefect.client.schemas.objects import (
+    ConcurrencyLimitConfig,
+    ConcurrencyLimitStrategy,
+)
+from prefect.deployments.runner import RunnerDeployment
+from prefect.schedules import Cron, Interval, Schedule
+from prefect.types.entrypoint import EntrypointType
+
+from audiosim.runners import shared_prefect_api
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PREFECT_YAML = PROJECT_ROOT / "prefect.yaml"
@@ -29,6 +57,9 @@ WATCH_DEPLOYMENT = "ingest-and-index"
 """The deployment whose ``paths`` parameter is the watched folder."""
 INGEST_DEPLOYMENTS = ("ingest-and-index",)
 """Deployments whose ``workers`` / ``dask_address`` parameters pick the task runner."""
+WATCH_HINT = "pass --watch DIR or set AUDIOSIM_WATCH"
+
+_ENV_PLACEHOLDER = re.compile(r"\{\{\s*\$(\w+)\s*\}\}")
 
 
 @dataclass(frozen=True)
@@ -52,24 +83,56 @@ class DeploymentSpec:
         return path[:-3].replace("/", ".").replace(os.sep, "."), func
 
     def load_flow(self) -> Any:
-        """Import the entrypoint's flow object (the project root must be importable)."""
+        """Import the entrypoint's flow object (``flows`` is an installed package)."""
         module, func = self.module_and_function
         return getattr(importlib.import_module(module), func)
 
+    def to_deployment(self) -> RunnerDeployment:
+        """The :class:`~prefect.deployments.runner.RunnerDeployment` to serve.
+
+        Flow runs import the flow by module name (``flows.pipeline``), so
+        ``audiosim serve`` works from any folder.
+        """
+        return self.load_flow().to_deployment(
+            name=self.name,
+            schedules=[schedule_from_config(c) for c in self.schedules] or None,
+            parameters=self.parameters,
+            concurrency_limit=concurrency_from_config(self.concurrency_limit),
+            description=self.description,
+            tags=self.tags or None,
+            entrypoint_type=EntrypointType.MODULE_PATH,
+        )
+
+
+def fill_env(value: Any, env: dict[str, str] | None = None) -> Any:
+    """``value`` with ``{{ $VAR }}`` placeholders replaced from the environment, at any depth.
+
+    As ``prefect deploy`` does: a placeholder of an unset variable is left
+    as it is; a string that is only a placeholder becomes the variable's value.
+
+    Examples
+    --------
+    >>> fill_env({"paths": ["{{ $W }}"], "n": 1}, {"W": "/music"})
+    {'paths': ['/music'], 'n': 1}
+    >>> fill_env("{{ $NOT_SET }}", {})
+    '{{ $NOT_SET }}'
+    """
+    env = os.environ if env is None else env
+    if isinstance(value, str):
+        return _ENV_PLACEHOLDER.sub(lambda m: env.get(m.group(1), m.group(0)), value)
+    if isinstance(value, list):
+        return [fill_env(v, env) for v in value]
+    if isinstance(value, dict):
+        return {k: fill_env(v, env) for k, v in value.items()}
+    return value
+
 
 def read_deployments(path: str | Path = PREFECT_YAML) -> list[DeploymentSpec]:
-    """Read the deployments of a ``prefect.yaml``, with ``{{ $VAR }}`` filled from the environment.
-
-    Placeholders of unset variables are left as they are (as ``prefect
-    deploy`` does); :func:`build_deployments` refuses to serve them.
-    """
-    import yaml
-    from prefect.utilities.templating import apply_values
-
+    """Read the deployments of a ``prefect.yaml``, with ``{{ $VAR }}`` filled from the environment."""
     doc = yaml.safe_load(Path(path).read_text()) or {}
     out = []
     for d in doc.get("deployments") or []:
-        d = apply_values(d, {}, remove_notset=False)  # only {{ $VAR }} placeholders resolve
+        d = fill_env(d)
         out.append(DeploymentSpec(
             name=d["name"], entrypoint=d["entrypoint"], parameters=dict(d.get("parameters") or {}),
             schedules=list(d.get("schedules") or ([d["schedule"]] if d.get("schedule") else [])),
@@ -79,12 +142,10 @@ def read_deployments(path: str | Path = PREFECT_YAML) -> list[DeploymentSpec]:
     return out
 
 
-def schedule_from_config(cfg: dict[str, Any]) -> Any:
+def schedule_from_config(cfg: dict[str, Any]) -> Schedule:
     """A :class:`prefect.schedules.Schedule` from a ``prefect.yaml`` schedule entry
     (``cron`` or ``interval`` in seconds, with optional ``timezone``, ``active``,
-    ``slug``, ``parameters``, ``anchor_date``)."""
-    from prefect.schedules import Cron, Interval
-
+    ``slug``, ``parameters``, ``anchor_date`` as ISO 8601)."""
     common = {k: cfg[k] for k in ("timezone", "slug", "parameters") if cfg.get(k) is not None}
     if "active" in cfg:
         common["active"] = bool(cfg["active"])
@@ -93,22 +154,15 @@ def schedule_from_config(cfg: dict[str, Any]) -> Any:
     if cfg.get("interval"):
         anchor = cfg.get("anchor_date")
         if anchor is not None:
-            from prefect.types._datetime import parse_datetime
-
-            common["anchor_date"] = parse_datetime(anchor)
+            common["anchor_date"] = anchor if isinstance(anchor, dt.datetime) else dt.datetime.fromisoformat(str(anchor))
         return Interval(float(cfg["interval"]), **common)
     raise ValueError(f"schedule needs cron or interval: {cfg}")
 
 
-def concurrency_from_config(cfg: int | dict[str, Any] | None) -> Any:
+def concurrency_from_config(cfg: int | dict[str, Any] | None) -> int | ConcurrencyLimitConfig | None:
     """A deployment concurrency limit (int or :class:`ConcurrencyLimitConfig`) from ``prefect.yaml``."""
     if cfg is None or isinstance(cfg, int):
         return cfg
-    from prefect.client.schemas.objects import (
-        ConcurrencyLimitConfig,
-        ConcurrencyLimitStrategy,
-    )
-
     strategy = ConcurrencyLimitStrategy(cfg.get("collision_strategy", "ENQUEUE"))
     return ConcurrencyLimitConfig(limit=int(cfg["limit"]), collision_strategy=strategy)
 
@@ -123,7 +177,12 @@ def _unresolved(value: Any) -> bool:
     return False
 
 
-def build_deployments(
+def unresolved_parameters(spec: DeploymentSpec) -> list[str]:
+    """Names of ``spec``'s parameters that still hold a ``{{ $VAR }}`` placeholder."""
+    return sorted(k for k, v in spec.parameters.items() if _unresolved(v))
+
+
+def configure(
     specs: Sequence[DeploymentSpec] | None = None,
     *,
     watch: Sequence[str | Path] | None = None,
@@ -131,8 +190,8 @@ def build_deployments(
     workers: int | None = None,
     dask_address: str | None = None,
     only: Sequence[str] | None = None,
-) -> list[Any]:
-    """Turn ``prefect.yaml`` entries into :class:`~prefect.deployments.runner.RunnerDeployment` s to serve.
+) -> list[DeploymentSpec]:
+    """The deployments to serve, with the command line's overrides applied.
 
     Parameters
     ----------
@@ -146,13 +205,12 @@ def build_deployments(
     workers, dask_address : optional
         Task runner of the ingest deployments (see :mod:`audiosim.runners`).
     only : list of str, optional
-        Serve only these deployment names.
+        Only these deployment names.
 
     Raises
     ------
     ValueError
-        If a parameter still holds an unresolved ``{{ $VAR }}`` placeholder
-        (e.g. no watched folder), or ``only`` names an unknown deployment.
+        If ``only`` names an unknown deployment.
     """
     specs = list(specs if specs is not None else read_deployments())
     if only:
@@ -172,57 +230,51 @@ def build_deployments(
                 params["workers"] = int(workers)
             if dask_address is not None:
                 params["dask_address"] = dask_address
-        bad = sorted(k for k, v in params.items() if _unresolved(v))
-        if bad:
-            hint = " (pass --watch DIR or set AUDIOSIM_WATCH)" if "paths" in bad else ""
-            raise ValueError(f"deployment {s.name}: parameter(s) {bad} are unresolved placeholders{hint}: "
-                             f"{ {k: params[k] for k in bad} }")
-        flow = s.load_flow()
-        out.append(flow.to_deployment(
-            name=s.name,
-            schedules=[schedule_from_config(c) for c in s.schedules] or None,
-            parameters=params,
-            concurrency_limit=concurrency_from_config(s.concurrency_limit),
-            description=s.description,
-            tags=s.tags or None,
-            entrypoint_type=_module_entrypoint(),
-        ))
+        out.append(replace(s, parameters=params))
     return out
 
 
-def _module_entrypoint() -> Any:
-    from prefect.deployments.runner import EntrypointType
+def build_deployments(
+    specs: Sequence[DeploymentSpec] | None = None, *, allow_unresolved: bool = False, **overrides: Any
+) -> list[RunnerDeployment]:
+    """The :class:`~prefect.deployments.runner.RunnerDeployment` s to serve (see :func:`configure`).
 
-    return EntrypointType.MODULE_PATH
+    Parameters
+    ----------
+    allow_unresolved : bool
+        Build deployments whose parameters hold unresolved placeholders
+        too (to list them, never to serve them).
+    **overrides
+        ``watch``, ``home``, ``workers``, ``dask_address``, ``only``: see :func:`configure`.
+
+    Raises
+    ------
+    ValueError
+        If a parameter still holds an unresolved ``{{ $VAR }}`` placeholder
+        (e.g. no watched folder) and ``allow_unresolved`` is false, or
+        ``only`` names an unknown deployment.
+    """
+    configured = configure(specs, **overrides)
+    if not allow_unresolved:
+        for s in configured:
+            bad = unresolved_parameters(s)
+            if bad:
+                hint = f" ({WATCH_HINT})" if "paths" in bad else ""
+                raise ValueError(f"deployment {s.name}: parameter(s) {bad} are unresolved placeholders{hint}: "
+                                 f"{ {k: s.parameters[k] for k in bad} }")
+    return [s.to_deployment() for s in configured]
 
 
-def serve_deployments(limit: int | None = None, **kwargs: Any) -> None:
+def serve_deployments(limit: int | None = None, **overrides: Any) -> None:
     """Build the deployments (see :func:`build_deployments`) and serve them until interrupted.
 
-    Flow runs are started as subprocesses that import the flows by module
-    name, so the project root is put on their ``PYTHONPATH``; without
-    ``PREFECT_API_URL``, they are pointed at the temporary local server
-    this process starts (see :func:`audiosim.runners.shared_prefect_api`).
+    Flow runs are started as subprocesses; without ``PREFECT_API_URL``, they
+    are pointed at the temporary local server this process starts (see
+    :func:`audiosim.runners.shared_prefect_api`).
     """
-    from prefect import serve
-
-    from audiosim.runners import shared_prefect_api
-
-    _ensure_importable()
-    deployments = build_deployments(**kwargs)
+    deployments = build_deployments(**overrides)
     with shared_prefect_api():  # flow runs (subprocesses) must use the server serve registered with
         serve(*deployments, limit=limit, print_starting_message=True)
-
-
-def _ensure_importable() -> None:
-    import sys
-
-    root = str(PROJECT_ROOT)
-    if root not in sys.path:
-        sys.path.insert(0, root)
-    parts = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    if root not in parts:
-        os.environ["PYTHONPATH"] = os.pathsep.join([root, *parts])
 
 
 if __name__ == "__main__":  # python flows/deploy.py [WATCH_DIR ...]

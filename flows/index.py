@@ -2,14 +2,17 @@
 
 All the work is :func:`audiosim.index.writer.update` (embed the new and changed
 ``ok`` tracks into a new shard, tombstone removed and changed tracks,
-recalibrate the no-match thresholds, publish atomically) and optionally
-:func:`audiosim.index.writer.compact`. On a Dask task runner (:func:`run_index`)
-the embedding fans out first: batches of tracks are embedded by
-:func:`audiosim.index.writer.embed_tracks` on the workers, into files of the data
-home, and the update builds the shard from them. This module runs these
-steps as tasks and
-publishes what happened as an ``index-summary`` table artifact and an
-``index-thresholds`` table artifact.
+recalibrate the no-match thresholds leave-one-track-out with
+:func:`audiosim.match.calibrate.calibrate_leave_one_out`, publish atomically)
+and optionally :func:`audiosim.index.writer.compact`. With ``absent`` files,
+the thresholds come from :func:`audiosim.match.calibrate.calibrate` on that
+music instead, published by :func:`audiosim.index.writer.store_calibration`.
+On a Dask task runner (:func:`run_index`) the embedding fans out first:
+batches of tracks are embedded by :func:`audiosim.fingerprint.embed.embed_tracks`
+on the workers, into files of the data home, and the update builds the shard
+from them. This module runs these steps as tasks and publishes what happened
+as an ``index-summary`` table artifact and an ``index-thresholds`` table
+artifact.
 
 Example
 -------
@@ -28,10 +31,11 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import TaskRunner
 
 from audiosim.config import IndexConfig
+from audiosim.fingerprint.embed import EmbedJob, embed_tracks
 from audiosim.index import writer as lib
 from audiosim.index.manifest import Manifest
-from audiosim.index.thresholds import Calibration, is_current
 from audiosim.index.writer import UpdateResult
+from audiosim.match.calibrate import calibrate, calibrate_leave_one_out
 from audiosim.runners import batch_size as batch_size_for
 from audiosim.runners import batches, bounded, flow_uses_threads
 from audiosim.store.home import DataHome
@@ -41,29 +45,40 @@ from audiosim.store.home import DataHome
 def update_task(
     home: Path, model: str | None, config: IndexConfig | None, rebuild: bool, calibrate: bool
 ) -> UpdateResult:
-    """Embed new/changed tracks into a new shard (see :func:`audiosim.index.writer.update`)."""
-    return lib.update(home, model, config, rebuild=rebuild, calibrate=calibrate)
+    """Embed new/changed tracks into a new shard (see :func:`audiosim.index.writer.update`);
+    with ``calibrate``, recalibrate leave-one-track-out when needed."""
+    return lib.update(home, model, config, rebuild=rebuild, calibrate=calibrate_leave_one_out if calibrate else None)
 
 
 @task(name="plan-embedding", cache_policy=NO_CACHE, persist_result=False, log_prints=False)
 def plan_embedding_task(
     home: Path, model: str | None, config: IndexConfig | None, rebuild: bool
-) -> lib.EmbedJob:
+) -> EmbedJob:
     """The tracks to embed ahead of the update (see :func:`audiosim.index.writer.plan_embedding`)."""
     return lib.plan_embedding(home, model, config, rebuild=rebuild)
 
 
 @task(name="embed-tracks", task_run_name="embed {n} tracks", cache_policy=NO_CACHE, persist_result=False,
       log_prints=False, retries=1, retry_delay_seconds=1)
-def embed_batch_task(home: Path, job: lib.EmbedJob, tracks: list[tuple[int, str]], n: int) -> list[tuple[int, int]]:
-    """Embed a batch of tracks into files of the data home (see :func:`audiosim.index.writer.embed_tracks`)."""
-    return lib.embed_tracks(home, job, tracks)
+def embed_batch_task(home: Path, job: EmbedJob, tracks: list[tuple[int, str]], n: int) -> list[tuple[int, int]]:
+    """Embed a batch of tracks into files of the data home (see :func:`audiosim.fingerprint.embed.embed_tracks`)."""
+    return embed_tracks(home, job, tracks)
 
 
 @task(name="index-compact", cache_policy=NO_CACHE, persist_result=False, log_prints=False)
 def compact_task(home: Path, model: str | None, calibrate: bool) -> UpdateResult:
     """Merge all shards into one (see :func:`audiosim.index.writer.compact`)."""
-    return lib.compact(home, model=model, calibrate=calibrate)
+    return lib.compact(home, model=model, calibrate=calibrate_leave_one_out if calibrate else None)
+
+
+@task(name="absent-calibration", cache_policy=NO_CACHE, persist_result=False, log_prints=False)
+def absent_calibration_task(home: Path, absent: list[str], model: str | None) -> int:
+    """Calibrate on music known to be absent and publish the thresholds; returns the generation.
+
+    See :func:`audiosim.match.calibrate.calibrate` and
+    :func:`audiosim.index.writer.store_calibration`.
+    """
+    return lib.store_calibration(home, calibrate(home, absent, model=model))
 
 
 @flow(name="index", log_prints=False, persist_result=False)
@@ -76,6 +91,7 @@ def index_flow(
     config: IndexConfig | None = None,
     workers: int = 1,
     batch_size: int | None = None,
+    absent: list[str] | None = None,
 ) -> list[UpdateResult]:
     """Update the index of a data home from its catalogue, optionally compacting it.
 
@@ -90,7 +106,8 @@ def index_flow(
     rebuild : bool
         Re-embed everything (to change the model or the index settings).
     calibrate : bool
-        Recalibrate thresholds when tracks were added.
+        Recalibrate thresholds leave-one-track-out when needed
+        (:func:`audiosim.index.writer.needs_calibration`).
     config : IndexConfig, optional
     workers : int
         With a task runner other than threads (Dask, see
@@ -102,6 +119,11 @@ def index_flow(
     batch_size : int, optional
         Tracks per embedding task (default: about four tasks per worker,
         :func:`audiosim.runners.batch_size`).
+    absent : list of str, optional
+        Music files known not to be in the catalogue: the index is then
+        updated without leave-one-track-out calibration, and the thresholds
+        are calibrated on clips of these files and published (a generation
+        of their own).
 
     Returns
     -------
@@ -112,6 +134,8 @@ def index_flow(
     ------
     ConfigMismatchError
         If the index was built with another model or settings (use ``rebuild``).
+    ValueError
+        If none of the ``absent`` files could be decoded.
     """
     dh = DataHome.resolve(home)
     m = None if model is None else str(model)
@@ -121,9 +145,11 @@ def index_flow(
         for _, future in bounded(batches(job.tracks, size), 2 * max(1, int(workers)),
                                  lambda b: embed_batch_task.submit(dh.root, job, b, len(b))):
             future.result()  # an error here is an error of the update too
-    results = [update_task(dh.root, m, config, rebuild, calibrate)]
+    results = [update_task(dh.root, m, config, rebuild, calibrate and not absent)]
     if compact:
         results.append(compact_task(dh.root, m, False))
+    if absent:
+        absent_calibration_task(dh.root, [str(p) for p in absent], m)
     publish_artifacts(results, dh.root)
     return results
 
@@ -167,8 +193,8 @@ def publish_artifacts(results: Sequence[UpdateResult], home: str | Path) -> None
         manifest = Manifest.load(DataHome.resolve(home).index_dir)
     except FileNotFoundError:
         return
-    if is_current(manifest.calibration):
-        cal = Calibration.from_dict(manifest.calibration)
+    cal = manifest.calibration
+    if cal is not None and cal.is_current():
         create_table_artifact(
             table=cal.table(), key="index-thresholds",
             description=(f"No-match thresholds per clip length ({cal.method}, at most "

@@ -1,16 +1,31 @@
 """Prefect flow that ingests audio files into a data home.
 
-All the work is :func:`audiosim.ingest.ingest.ingest_batch` (and, with
-``prune=True``, :func:`audiosim.ingest.ingest.prune_missing`); this module fans it
-out as tasks of a few files each and publishes what happened as artifacts
-(``ingest-results`` table, ``ingest-summary`` markdown).
+All the work is :mod:`audiosim.ingest` (finding the files, ingesting each
+one, pruning deleted ones, summarising the run); this module fans it out as
+tasks and publishes what happened as artifacts (``ingest-results`` table,
+``ingest-summary`` markdown).
 
 The task runner is the flow's: :class:`~prefect.task_runners.ThreadPoolTaskRunner`
 by default (one file per task), swapped with ``run_ingest(..., task_runner=...)``
 (or ``ingest_flow.with_options(task_runner=...)``) for e.g. a Dask runner
-(batches of files per task, see :mod:`audiosim.runners`). Only a bounded
-number of tasks is in flight at once, whatever the runner, so a
+(batches of files per task, see :func:`audiosim.runners.fan_out`). Only a
+bounded number of tasks is in flight at once, whatever the runner, so a
 million-file library does not become a million pending futures.
+
+Retries live here, in the task declarations, and nowhere else: the library
+makes one attempt per file and raises
+:class:`~audiosim.ingest.ingest.TransientIngestError` for a transient error.
+
+- A one-file task (:func:`ingest_file_task`, every task on threads) is
+  retried by Prefect (``retries``, ``retry_condition_fn``) on a transient
+  error only; when its retries are exhausted, the flow records the file as
+  failed with reason ``error`` and goes on.
+- A batch task (:func:`ingest_batch_task`, on Dask) is not retried: a
+  retried batch would ingest its other files again and report them
+  ``skipped``. It ingests every file once and returns the files that met a
+  transient error (:class:`~audiosim.ingest.ingest.BatchResult`); after the
+  batches, each of those gets a one-file task of its own, with the retries
+  above.
 
 Example
 -------
@@ -22,7 +37,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -35,21 +49,35 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from audiosim.config import DecodeConfig, FeatureConfig
 from audiosim.index.writer import tombstone_removed
 from audiosim.ingest import ingest as lib
-from audiosim.ingest.ingest import IngestResult, PruneResult
-from audiosim.runners import batch_size as batch_size_for
-from audiosim.runners import batches, bounded, flow_uses_threads, one_torch_thread
+from audiosim.ingest.discover import discover
+from audiosim.ingest.ingest import (
+    BatchResult,
+    IngestResult,
+    PruneResult,
+    TransientIngestError,
+)
+from audiosim.ingest.summary import results_table, summary_markdown
+from audiosim.runners import batches, bounded, fan_out, one_torch_thread
 
-MAX_TABLE_ROWS = 5000
-"""Rows of the ``ingest-results`` table artifact (skipped files are not listed)."""
+RETRIES = 2
+"""Further attempts of a one-file task after a transient error."""
 
 
 def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
-    """Prefect ``retry_condition_fn``: retry only transient I/O and lock errors."""
+    """Prefect ``retry_condition_fn``: retry only a :class:`TransientIngestError`."""
     try:
         state.result()
-    except Exception as exc:  # the task's exception
-        return lib.is_transient(exc)
+    except TransientIngestError:
+        return True
+    except Exception:  # a permanent error: another attempt would fail the same way
+        return False
     return False
+
+
+def _file_run_name() -> str:
+    from prefect.runtime import task_run
+
+    return f"ingest {Path(task_run.parameters.get('path') or 'nothing').name}"
 
 
 def _batch_run_name() -> str:
@@ -61,21 +89,47 @@ def _batch_run_name() -> str:
 
 
 @task(
-    name="ingest-files",
-    task_run_name=_batch_run_name,
-    retries=2,
+    name="ingest-file",
+    task_run_name=_file_run_name,
+    retries=RETRIES,
     retry_delay_seconds=1,
     retry_condition_fn=retry_if_transient,
     cache_policy=NO_CACHE,
     persist_result=False,
     log_prints=False,
 )
+def ingest_file_task(
+    path: Path, home: Path, feature_config: FeatureConfig, decode_config: DecodeConfig, one_thread: bool = True,
+) -> IngestResult:
+    """Ingest one file in one attempt (see :func:`audiosim.ingest.ingest.ingest_file`); Prefect retries it."""
+    with one_torch_thread() if one_thread else contextlib.nullcontext():
+        return lib.ingest_file(path, home, feature_config, decode_config)
+
+
+@task(
+    name="ingest-files",
+    task_run_name=_batch_run_name,
+    cache_policy=NO_CACHE,
+    persist_result=False,
+    log_prints=False,
+)
 def ingest_batch_task(
     paths: list[Path], home: Path, feature_config: FeatureConfig, decode_config: DecodeConfig,
-    one_thread: bool = True,
-) -> list[IngestResult]:
-    """Ingest a batch of files, by default with one torch thread (see :func:`audiosim.ingest.ingest.ingest_batch`)."""
-    return lib.ingest_batch(paths, home, feature_config, decode_config, one_thread)
+) -> BatchResult:
+    """Ingest a batch of files with one torch thread (see :func:`audiosim.ingest.ingest.ingest_batch`)."""
+    return lib.ingest_batch(paths, home, feature_config, decode_config)
+
+
+def _settle(unit: list[Path], future: PrefectFuture[Any], home: Path) -> BatchResult:
+    """What a finished task did; a failed task (retries exhausted) records its files as ``error``.
+
+    A run never stops for a file.
+    """
+    try:
+        done = future.result()
+    except Exception as exc:
+        return BatchResult(tuple(lib.record_error(p, home, exc) for p in unit))
+    return done if isinstance(done, BatchResult) else BatchResult((done,))
 
 
 @task(name="prune-missing", cache_policy=NO_CACHE, persist_result=False, log_prints=False)
@@ -105,7 +159,7 @@ def ingest_flow(
     ----------
     paths : sequence of str or Path
         Files, folders (searched recursively) and lists of paths; see
-        :func:`audiosim.ingest.ingest.discover`.
+        :func:`audiosim.ingest.discover.discover`.
     home : str or Path, optional
         Data home (default ``$AUDIOSIM_HOME`` or ``./data``).
     workers : int
@@ -116,8 +170,8 @@ def ingest_flow(
         Called in the flow's thread with each result as it completes.
     batch_size : int, optional
         Files per task. Default: 1 on threads; on another task runner
-        (Dask) about four tasks per worker (:func:`audiosim.runners.batch_size`),
-        with twice ``workers`` tasks in flight so no worker waits.
+        (Dask) about four tasks per worker, with twice ``workers`` tasks in
+        flight so no worker waits (:func:`audiosim.runners.fan_out`).
     prune : bool
         Afterwards, mark the catalogue tracks under the given folders whose
         file is gone as missing and tombstone them in the index
@@ -131,7 +185,8 @@ def ingest_flow(
     -------
     list of IngestResult
         One per file, in completion order. Bad files are ``failed`` results,
-        never exceptions.
+        never exceptions; so are files whose transient errors outlasted
+        the retries (reason ``error``).
 
     Raises
     ------
@@ -143,28 +198,30 @@ def ingest_flow(
     t0 = time.perf_counter()
     fc = feature_config or FeatureConfig()
     dc = decode_config or DecodeConfig()
-    files = lib.discover(paths)
+    files = discover(paths)
     dh = lib.prepare(home, fc)
-    workers = max(1, int(workers))
-    threads = flow_uses_threads()
-    size = int(batch_size) if batch_size else (1 if threads else batch_size_for(len(files), workers))
-    in_flight = workers if threads else 2 * workers
-    alone = threads and workers == 1  # then torch may use every core
+    plan = fan_out(len(files), workers, batch_size)
 
-    def submit(batch: list[Path]) -> PrefectFuture[list[IngestResult]]:
-        return ingest_batch_task.submit(batch, dh.root, fc, dc, not alone)
+    def submit(unit: list[Path]) -> PrefectFuture[Any]:
+        if len(unit) == 1:
+            return ingest_file_task.submit(unit[0], dh.root, fc, dc, plan.one_thread)
+        return ingest_batch_task.submit(unit, dh.root, fc, dc)
 
     results: list[IngestResult] = []
-    with contextlib.nullcontext() if alone else one_torch_thread():
-        for batch, future in bounded(batches(files, size), in_flight, submit):
-            try:
-                done = future.result()
-            except Exception as exc:  # retries exhausted: still never stop the run
-                done = [lib.record_failure(p, dh, "error", f"{type(exc).__name__}: {exc}") for p in batch]
-            for result in done:
+    transient: list[str] = []
+
+    def run(units: Sequence[list[Path]]) -> None:
+        for unit, future in bounded(units, plan.in_flight, submit):
+            done = _settle(unit, future, dh.root)
+            transient.extend(done.transient)
+            for result in done.results:
                 results.append(result)
                 if progress is not None:
                     progress(result)
+
+    with one_torch_thread() if plan.one_thread else contextlib.nullcontext():
+        run(batches(files, plan.batch_size))
+        run([[Path(p)] for p in transient])  # batch files that met a transient error: a retried task each
     pruned = prune_task(list(map(str, paths)), dh.root) if prune else None
     if pruned is not None and on_prune is not None:
         on_prune(pruned)
@@ -193,49 +250,12 @@ def run_ingest(
     return f(paths, home=home, workers=workers, **kwargs)
 
 
-def summary_markdown(
-    results: Sequence[IngestResult], home: str | Path, wall_seconds: float, pruned: PruneResult | None = None
-) -> str:
-    """Markdown summary of an ingest: counts, audio hours, failures by reason, what was pruned."""
-    counts = lib.count_statuses(results)
-    hours = sum(r.duration or 0.0 for r in results if r.status != "failed") / 3600
-    lines = [
-        "# Ingest summary",
-        "",
-        f"Data home: `{home}`",
-        "",
-        "| files | added | updated | skipped | failed | audio hours | wall seconds |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
-        f"| {len(results)} | {counts['added']} | {counts['updated']} | {counts['skipped']} "
-        f"| {counts['failed']} | {hours:.2f} | {wall_seconds:.1f} |",
-    ]
-    reasons = Counter(r.reason for r in results if r.status == "failed")
-    if reasons:
-        lines += ["", "## Failures by reason", "", "| reason | files |", "|---|---:|"]
-        lines += [f"| {reason} | {n} |" for reason, n in reasons.most_common()]
-        lines += ["", "Run `audiosim catalog --failed` for the files and details."]
-    if pruned is not None:
-        lines += ["", "## Pruned (files deleted)", "", pruned.describe().replace("\n", "  \n")]
-        lines += [f"- `{path}` (track {tid})" for tid, path in pruned.pruned[:MAX_TABLE_ROWS]]
-    return "\n".join(lines) + "\n"
-
-
 def publish_artifacts(
     results: Sequence[IngestResult], home: str | Path, wall_seconds: float, pruned: PruneResult | None = None
 ) -> None:
     """Create the ``ingest-results`` table and ``ingest-summary`` markdown artifacts."""
-    order = {"failed": 0, "updated": 1, "added": 2}
-    rows = sorted((r for r in results if r.status != "skipped"), key=lambda r: (order[r.status], r.path))
-    table = [
-        {k: v for k, v in r.to_dict().items() if k != "seconds"} | {"seconds": round(r.seconds, 3)}
-        for r in rows[:MAX_TABLE_ROWS]
-    ]
-    more = f" (first {MAX_TABLE_ROWS} of {len(rows)})" if len(rows) > MAX_TABLE_ROWS else ""
-    create_table_artifact(
-        table=table,
-        key="ingest-results",
-        description=f"Files added, updated or failed{more}; skipped files are only counted in ingest-summary.",
-    )
+    table, description = results_table(results)
+    create_table_artifact(table=table, key="ingest-results", description=description)
     create_markdown_artifact(
         markdown=summary_markdown(results, home, wall_seconds, pruned),
         key="ingest-summary",

@@ -1,6 +1,6 @@
 """Prefect flow that writes a playlist report.
 
-All the work is :mod:`audiosim.report.playlist`; this flow ingests the playlist's
+All the work is in :mod:`audiosim.report`; this flow ingests the playlist's
 files that are not catalogued yet (as the ``ingest`` sub-flow, with its own
 artifacts), builds and writes the report, and publishes its summary as
 artifacts: ``playlist-report-summary`` (Markdown, the same summary as
@@ -23,7 +23,11 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from audiosim.report import playlist as lib
+from audiosim.format import markdown_code
+from audiosim.report.analysis import PlaylistReport, build_report
+from audiosim.report.playlist import read_playlist, uncatalogued
+from audiosim.report.write import summary_markdown, write_report
+from audiosim.similarity.model import load_similarity_model
 from audiosim.store.home import DataHome
 from flows.ingest import ingest_flow
 
@@ -32,26 +36,24 @@ TRACK_COLUMNS = ["position", "id", "title", "tempo_bpm", "key", "mode", "loudnes
 
 
 @task(name="build-report", cache_policy=NO_CACHE, persist_result=False)
-def build_report_task(playlist: str, home: str, n_additions: int, model: str | None) -> lib.PlaylistReport:
-    """Analyse the playlist (see :func:`audiosim.report.playlist.build_report`); files are ingested already."""
-    from audiosim.similarity.vectors import load_similarity_model
-
-    return lib.build_report(playlist, home, model=load_similarity_model(model), ingest=False, n_additions=n_additions)
+def build_report_task(playlist: str, home: str, n_additions: int, model: str | None) -> PlaylistReport:
+    """Analyse the playlist (see :func:`audiosim.report.analysis.build_report`); files are ingested already."""
+    return build_report(playlist, home, model=load_similarity_model(model), ingest=False, n_additions=n_additions)
 
 
 @task(name="write-report", cache_policy=NO_CACHE, persist_result=False)
-def write_report_task(report: lib.PlaylistReport, out: str | None) -> str:
-    """Write the HTML and CSV files (see :func:`audiosim.report.playlist.write_report`)."""
-    return str(lib.write_report(report, out))
+def write_report_task(report: PlaylistReport, out: str | None) -> str:
+    """Draw the figures, write the HTML, CSV and Markdown files (see :func:`audiosim.report.write.write_report`)."""
+    return str(write_report(report, out))
 
 
 def _records(df: pd.DataFrame) -> list[dict]:
     return json.loads(df.to_json(orient="records"))  # NaN -> null
 
 
-def publish_artifacts(report: lib.PlaylistReport, html: str) -> None:
+def publish_artifacts(report: PlaylistReport, html: str) -> None:
     """Create the summary Markdown artifact and the table artifacts."""
-    md = lib.summary_markdown(report) + f"\nFull report: `{html}`\n"
+    md = summary_markdown(report) + f"\nFull report: {markdown_code(html)}\n"
     create_markdown_artifact(key="playlist-report-summary", markdown=md, description=f"Playlist report {report.name}")
     t = report.tracks
     create_table_artifact(key="playlist-report-tracks", table=_records(t[[c for c in TRACK_COLUMNS if c in t]]),
@@ -98,7 +100,7 @@ def report_flow(
     """
     root = str(DataHome.resolve(home).root)
     if ingest:
-        pending = lib.uncatalogued(lib.read_playlist(playlist), root)
+        pending = uncatalogued(read_playlist(playlist), root)
         if pending:
             ingest_flow(pending, home=root)
     report = build_report_task(playlist, root, n_additions, model)

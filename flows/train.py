@@ -1,8 +1,8 @@
 """Prefect flow that trains the fingerprint encoder on the catalogue's tracks.
 
 All the work is :func:`audiosim.training.loop.train_from_tracks`; this flow gathers
-the catalogue's ok tracks, runs it, and publishes the validation curve as a
-table artifact.
+the catalogue's ok tracks (:func:`audiosim.training.data.catalogue_track_refs`),
+runs it, and publishes the validation curve as a table artifact.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from prefect.artifacts import create_table_artifact
 
 from audiosim.config import TrainConfig
 from audiosim.store.home import DataHome
-from audiosim.training import loop as lib
+from audiosim.training.data import catalogue_track_refs
+from audiosim.training.loop import train_from_tracks
 
 
 @flow(name="train-fingerprint", log_prints=False)
@@ -43,8 +44,8 @@ def train_flow(
         Continue from ``<out>.last.pt`` when it exists.
     """
     h = DataHome.resolve(home)
-    tracks = lib.catalogue_tracks(h)
-    card = lib.train_from_tracks(
+    tracks = catalogue_track_refs(h)
+    card = train_from_tracks(
         tracks, Path(out), h.cache_dir, noise_paths=noise,
         cfg=TrainConfig(steps=steps), resume=resume, progress=progress,
     )

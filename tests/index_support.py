@@ -13,7 +13,8 @@ from audiosim.config import IndexConfig
 from audiosim.demo.songbook import write_songbook
 from audiosim.fingerprint.model import Encoder, save_encoder
 from audiosim.ingest.ingest import ingest_many
-from audiosim.match.matcher import Matcher, score_wave
+from audiosim.match.matcher import Matcher
+from audiosim.match.scoring import score_wave
 
 SR = 8000
 # Exhaustive search on these small indexes, so shards and a compacted index

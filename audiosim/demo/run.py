@@ -19,7 +19,16 @@ import pandas as pd
 import soundfile as sf
 import torch
 
+from audiosim.demo.songbook import write_songbook
+from audiosim.index.writer import update
+from audiosim.ingest.ingest import ingest_many
+from audiosim.match.calibrate import calibrate_leave_one_out
+from audiosim.match.matcher import Matcher
+from audiosim.report.analysis import build_report
+from audiosim.report.write import write_report
 from audiosim.signal import augment
+from audiosim.similarity.model import DEFAULT_SIMILARITY_MODEL
+from audiosim.similarity.mood import catalogue_moods, format_groups
 from audiosim.store.home import DataHome
 
 DEMO_SONGS = 20
@@ -81,13 +90,6 @@ def make_clips(songs: list[Path], absent: list[Path], folder: Path, seconds: flo
 
 def run_demo(home: str | Path | None = None, log: Callable[[str], None] = print) -> int:
     """Run the demo in data home ``home`` (default ``./data``); returns an exit code."""
-    from audiosim.demo.songbook import write_songbook
-    from audiosim.index.writer import update
-    from audiosim.ingest.ingest import ingest_many
-    from audiosim.match.matcher import Matcher
-    from audiosim.report.playlist import build_report, write_report
-    from audiosim.similarity.mood import catalogue_moods, format_groups
-
     h = DataHome.resolve(home).create()
     t0 = time.time()
     log(f"1/6 writing the built-in songbook ({DEMO_SONGS} synthetic songs) to {h.root / 'songbook'}")
@@ -101,7 +103,7 @@ def run_demo(home: str | Path | None = None, log: Callable[[str], None] = print)
         log(f"    failed: {r.path}: {r.reason} {r.detail or ''}")
 
     log("3/6 building the fingerprint index")
-    update(h)
+    update(h, calibrate=calibrate_leave_one_out)
 
     log("4/6 identifying degraded clips")
     clips = make_clips(catalogue, absent, h.root / "demo-clips")
@@ -117,10 +119,8 @@ def run_demo(home: str | Path | None = None, log: Callable[[str], None] = print)
     table = pd.DataFrame(rows)
     log(table.to_string(index=False))
 
-    from audiosim.similarity.vectors import DEFAULT_SIMILARITY_MODEL as sim_model
-
-    if not Path(sim_model).is_file():
-        log(f"5/6, 6/6 mood groups and playlist report skipped: no similarity model at {sim_model}")
+    if not Path(DEFAULT_SIMILARITY_MODEL).is_file():
+        log(f"5/6, 6/6 mood groups and playlist report skipped: no similarity model at {DEFAULT_SIMILARITY_MODEL}")
         log(f"done in {time.time() - t0:.0f} s (identification only).")
         return 1 if failed else 0
     try:

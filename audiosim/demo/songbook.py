@@ -3,7 +3,7 @@
 Each song has a melody, chords, a bass line and drums (kick, snare and hats,
 all synthesised), its own tempo, key, mode, lead timbre (additive harmonic
 recipe, two-operator FM or a Karplus-Strong pluck), loudness and dynamics,
-and a mood label from :data:`MOODS` that is built into those parameters:
+and a mood label from :data:`SONGBOOK_MOODS` that is built into those parameters:
 
 ============  =============================================================
 mood          how it is made
@@ -41,16 +41,17 @@ import csv
 import io
 import itertools
 import math
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from audiosim.similarity.descriptors import KEYS
+from audiosim.store.atomic import atomic_write_bytes
+
 __all__ = [
-    "MOODS",
-    "KEYS",
+    "SONGBOOK_MOODS",
     "TIMBRES",
     "SongSpec",
     "songbook_specs",
@@ -59,11 +60,9 @@ __all__ = [
     "read_songbook",
 ]
 
-MOODS: tuple[str, ...] = ("energetic", "happy", "calm", "melancholic", "tense")
-"""The mood labels, in the order :func:`songbook_specs` cycles through them."""
-
-KEYS: tuple[str, ...] = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
-"""Key names (the tonic's pitch class), index = semitones above C."""
+SONGBOOK_MOODS: tuple[str, ...] = ("energetic", "happy", "calm", "melancholic", "tense")
+"""The songbook's mood labels (the labels of :data:`audiosim.similarity.mood.MOODS`), in the
+order :func:`songbook_specs` cycles through them."""
 
 TIMBRES: tuple[str, ...] = ("additive", "fm", "pluck")
 """Lead instruments: harmonic recipe, two-operator FM, Karplus-Strong pluck."""
@@ -85,11 +84,11 @@ class SongSpec:
     name : str
         Short unique name, e.g. ``"amber-harbour"``.
     mood : str
-        One of :data:`MOODS`; the other parameters were drawn to express it.
+        One of :data:`SONGBOOK_MOODS`; the other parameters were drawn to express it.
     tempo_bpm : float
         Beats per minute (4/4 time, one chord per bar).
     key : str
-        Tonic, one of :data:`KEYS`.
+        Tonic, one of :data:`~audiosim.similarity.descriptors.KEYS`.
     mode : str
         ``"major"`` or ``"minor"``.
     seed : int
@@ -133,8 +132,8 @@ class SongSpec:
     swing: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.mood not in MOODS:
-            raise ValueError(f"mood {self.mood!r} is not one of {MOODS}")
+        if self.mood not in SONGBOOK_MOODS:
+            raise ValueError(f"mood {self.mood!r} is not one of {SONGBOOK_MOODS}")
         if self.key not in KEYS:
             raise ValueError(f"key {self.key!r} is not one of {KEYS}")
         if self.mode not in MODES:
@@ -278,7 +277,7 @@ def _van_der_corput(k: int) -> float:
 
 
 def songbook_specs(n: int = 20, seconds: float = 30.0, seed: int = 0) -> list[SongSpec]:
-    """Specs for ``n`` distinct songs, moods balanced (cycled in :data:`MOODS` order).
+    """Specs for ``n`` distinct songs, moods balanced (cycled in :data:`SONGBOOK_MOODS` order).
 
     Parameters
     ----------
@@ -305,13 +304,13 @@ def songbook_specs(n: int = 20, seconds: float = 30.0, seed: int = 0) -> list[So
     # rotate, and tempi follow a van der Corput sequence over the mood's range,
     # so any number of songs spreads out (and a longer songbook starts with
     # the songs of a shorter one).
-    key_cycles = {m: master.permutation(12) for m in MOODS}
-    timbre_offsets = {m: int(master.integers(3)) for m in MOODS}
-    tempo_offsets = {m: float(master.random()) for m in MOODS}
+    key_cycles = {m: master.permutation(12) for m in SONGBOOK_MOODS}
+    timbre_offsets = {m: int(master.integers(3)) for m in SONGBOOK_MOODS}
+    tempo_offsets = {m: float(master.random()) for m in SONGBOOK_MOODS}
     specs = []
     for i in range(n):
-        mood = MOODS[i % len(MOODS)]
-        k = i // len(MOODS)  # how many songs of this mood came before
+        mood = SONGBOOK_MOODS[i % len(SONGBOOK_MOODS)]
+        k = i // len(SONGBOOK_MOODS)  # how many songs of this mood came before
         prof = _MOODS[mood]
         rng = np.random.default_rng(np.random.SeedSequence([seed, 0x50B0, i]))
 
@@ -991,14 +990,7 @@ def _write_if_changed(path: Path, data: bytes) -> bool:
     """Atomically write ``data`` to ``path`` unless it already holds exactly that."""
     if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
         return False
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # open() honours the umask
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, data)
     return True
 
 

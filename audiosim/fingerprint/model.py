@@ -1,10 +1,11 @@
 """The fingerprint encoder: log-mel segment in, L2-normalised embedding out.
 
 Six blocks of factorised convolutions (1x3 along time, then 3x1 along
-frequency, each with stride 2), global max-pool, and a two-layer projection.
-Small enough (about 0.8 M parameters) to embed thousands of segments per
-second on a laptop CPU. A checkpoint carries a card (configs, data, metrics)
-and is refused when the feature settings it was trained with differ.
+frequency, each with stride 2), global max-pool, and a two-layer projection,
+small enough to embed on a laptop CPU. A checkpoint carries a card (configs,
+data, metrics) and is refused when the feature settings it was trained with
+differ. An encoder loaded from a checkpoint carries a :class:`ModelIdentity`
+(path, digest, card); :func:`model_digest` names any encoder.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import copy
 import hashlib
 import io
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,25 @@ class _Block(nn.Module):
         return F.relu(self.bn2(self.freq(x)))
 
 
+@dataclass(frozen=True)
+class ModelIdentity:
+    """Where a loaded encoder came from.
+
+    Attributes
+    ----------
+    path : str
+        The checkpoint file, resolved (workers and later index updates load it from there).
+    digest : str
+        :func:`file_digest` of that file: what indexes and caches record.
+    card : dict
+        The checkpoint's card (configs, data used, training settings, metrics).
+    """
+
+    path: str
+    digest: str
+    card: dict[str, Any] = field(default_factory=dict)
+
+
 class Encoder(nn.Module):
     """Map ``(batch, n_mels, frames)`` log-mel segments to unit vectors.
 
@@ -50,12 +71,20 @@ class Encoder(nn.Module):
         Channel widths, hidden and embedding sizes.
     features : FeatureConfig
         The feature settings the encoder expects; stored in checkpoints.
+
+    Attributes
+    ----------
+    identity : ModelIdentity or None
+        Set by :func:`load_encoder`; None for an encoder made in memory.
     """
+
+    identity: ModelIdentity | None
 
     def __init__(self, config: ModelConfig = ModelConfig(), features: FeatureConfig = FeatureConfig()):
         super().__init__()
         self.config = config
         self.features = features
+        self.identity = None
         chans = (1, *config.channels)
         self.blocks = nn.Sequential(*[_Block(a, b) for a, b in zip(chans[:-1], chans[1:])])
         self.head = nn.Sequential(
@@ -98,9 +127,8 @@ class Encoder(nn.Module):
     def embed(self, segs: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
         """Embed many segments in batches, in eval mode, without gradients.
 
-        Small batches keep the activations in the CPU caches: on the 2-core
-        machine, 128 segments per batch embed 4-5x faster than 1024
-        (``benchmarks/embed.py``).
+        Small batches keep the activations in the CPU caches, which is
+        faster than large ones (``benchmarks/embed.py`` measures it).
 
         Returns
         -------
@@ -118,6 +146,24 @@ class Encoder(nn.Module):
 def file_digest(path: str | Path) -> str:
     """First 16 hex digits of the SHA-256 of a file (identifies a checkpoint)."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def model_digest(model: Encoder | str) -> str:
+    """The digest naming an encoder in indexes and caches.
+
+    Its checkpoint's digest when it was loaded from a file, else a hash of
+    its weights (so two untrained encoders are told apart); a string is
+    taken as a digest already.
+    """
+    if isinstance(model, str):
+        return model
+    if model.identity is not None:
+        return model.identity.digest
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().numpy().tobytes())
+    return "w" + h.hexdigest()[:15]
 
 
 def save_encoder(model: Encoder, path: str | Path, card: dict[str, Any] | None = None, **extra: Any) -> None:
@@ -156,6 +202,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 def load_encoder(path: str | Path = DEFAULT_FINGERPRINT_MODEL, features: FeatureConfig | None = None) -> Encoder:
     """Load an encoder in eval mode, checking its feature settings.
 
+    The encoder's :attr:`Encoder.identity` records the checkpoint (resolved
+    path, digest, card).
+
     Parameters
     ----------
     path : str or Path
@@ -171,6 +220,5 @@ def load_encoder(path: str | Path = DEFAULT_FINGERPRINT_MODEL, features: Feature
         features.check_same(trained_with, f"model {path}")
     model = Encoder(ModelConfig.from_dict(card["model_config"]), trained_with)
     model.load_state_dict(ckpt["state_dict"])
-    model.card = card  # type: ignore[attr-defined]
-    model.digest = file_digest(path)  # type: ignore[attr-defined]
+    model.identity = ModelIdentity(str(Path(path).resolve()), file_digest(path), card)
     return model.eval()

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from audiosim.config import FeatureConfig, IndexConfig
+from audiosim.index.thresholds import Calibration
 from audiosim.store.atomic import atomic_write_json
 
 FORMAT_VERSION = 1
@@ -120,8 +121,9 @@ class Manifest:
         Embedding dimension (Annoy needs it to open a shard).
     shards : list of ShardInfo
     tombstones : list of Tombstone
-    calibration : dict or None
-        See :class:`audiosim.match.calibrate.Calibration`.
+    calibration : Calibration or None
+        The no-match thresholds (:mod:`audiosim.index.thresholds`); one for
+        another clip score loads too, as a record that is not current.
     generation : int
         Increases with every publish.
     next_shard : int
@@ -136,7 +138,7 @@ class Manifest:
     dim: int
     shards: list[ShardInfo] = field(default_factory=list)
     tombstones: list[Tombstone] = field(default_factory=list)
-    calibration: dict[str, Any] | None = None
+    calibration: Calibration | None = None
     generation: int = 0
     next_shard: int = 1
     created: str = field(default_factory=utc_now)
@@ -177,7 +179,7 @@ class Manifest:
             "next_shard": self.next_shard,
             "shards": [s.to_dict() for s in self.shards],
             "tombstones": [t.to_dict() for t in self.tombstones],
-            "calibration": self.calibration,
+            "calibration": None if self.calibration is None else self.calibration.to_dict(),
         }
 
     @classmethod
@@ -193,7 +195,7 @@ class Manifest:
             dim=int(d["dim"]),
             shards=[ShardInfo.from_dict(s) for s in d["shards"]],
             tombstones=[Tombstone(**t) for t in d.get("tombstones", [])],
-            calibration=d.get("calibration"),
+            calibration=None if d.get("calibration") is None else Calibration.from_dict(d["calibration"]),
             generation=int(d.get("generation", 0)),
             next_shard=int(d.get("next_shard", 1)),
             created=d.get("created", ""),

@@ -15,14 +15,13 @@ merges shards) and publishes each change by writing the manifest last,
 atomically. Readers (:meth:`Index.open`) read the manifest once and
 memory-map the shards it lists; a reader that races with a compaction
 deleting superseded shards simply re-reads the manifest. This module holds
-the manifest, the compatibility checks, :class:`Index` (search and the
-vectors of a track's segments) and :func:`embed_logmel`, which index
-builds and queries share.
+the compatibility checks, :class:`Index` (search and the vectors of a
+track's segments) and :func:`resolve_model`, which picks the encoder an
+index is built or queried with.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,29 +32,18 @@ import torch
 from annoy import AnnoyIndex
 
 from audiosim.config import ConfigMismatchError, FeatureConfig, IndexConfig
-from audiosim.fingerprint.model import DEFAULT_FINGERPRINT_MODEL, Encoder, load_encoder
-from audiosim.index.manifest import MANIFEST_NAME, SHARD_SUFFIXES, Manifest, ShardInfo
-from audiosim.signal import features as F
+from audiosim.fingerprint.model import (
+    DEFAULT_FINGERPRINT_MODEL,
+    Encoder,
+    load_encoder,
+    model_digest,
+)
+from audiosim.index.manifest import SHARD_SUFFIXES, Manifest, ShardInfo
 from audiosim.store.home import DataHome
 
 # --------------------------------------------------------------------------
 # Checks
 # --------------------------------------------------------------------------
-
-
-def model_digest(model: Encoder | str) -> str:
-    """The digest identifying an encoder: its checkpoint digest when it was
-    loaded from a file, else a hash of its weights; a string is taken as a digest."""
-    if isinstance(model, str):
-        return model
-    d = getattr(model, "digest", None)
-    if d:
-        return str(d)
-    h = hashlib.sha256()
-    for k, v in sorted(model.state_dict().items()):
-        h.update(k.encode())
-        h.update(v.detach().cpu().numpy().tobytes())
-    return "w" + h.hexdigest()[:15]
 
 
 def check_compatible(
@@ -72,7 +60,7 @@ def check_compatible(
     if model is not None:
         given = model_digest(model)
         if given != manifest.model_digest:
-            path = getattr(model, "path", None) or ""
+            path = model.identity.path if isinstance(model, Encoder) and model.identity is not None else ""
             raise ConfigMismatchError(
                 f"index {where} was built with model {manifest.model_digest} ({manifest.model_path}) but model "
                 f"{given}{f' ({path})' if path else ''} is in use; rebuild the index with this model "
@@ -168,13 +156,6 @@ class Shard:
         self.ann.unload()
 
 
-def index_dir(home: str | Path | DataHome | None = None) -> Path:
-    """The index folder of a data home; a folder holding ``manifest.json`` is taken as is."""
-    if home is not None and not isinstance(home, DataHome) and (Path(home) / MANIFEST_NAME).is_file():
-        return Path(home)
-    return DataHome.resolve(home).index_dir
-
-
 class Index:
     """A read-only view of a published index: one manifest, its shards memory-mapped.
 
@@ -205,6 +186,14 @@ class Index:
             raise
         self._apply_masks()
 
+    def set_query_config(self, config: IndexConfig) -> None:
+        """Query with ``config`` from now on (``hub_ratio`` decides which items are usable).
+
+        Build settings cannot change here; see :meth:`open`.
+        """
+        self.config = config
+        self._apply_masks()
+
     def _apply_masks(self) -> None:
         dead = self.manifest.dead_pairs()
         for s in self.shards:
@@ -225,8 +214,8 @@ class Index:
         Parameters
         ----------
         home : str, Path or DataHome, optional
-            Data home (default ``$AUDIOSIM_HOME`` or ``./data``), or the index
-            folder itself.
+            Data home (default ``$AUDIOSIM_HOME`` or ``./data``); the index is
+            its ``index/`` folder.
         model : Encoder or str, optional
             The encoder (or its digest) queries will be embedded with; any
             other than the index's raises :class:`ConfigMismatchError`.
@@ -246,7 +235,7 @@ class Index:
         ConfigMismatchError
             See ``model`` and ``features``.
         """
-        directory = index_dir(home)
+        directory = DataHome.resolve(home).index_dir
         for attempt in range(retries + 1):
             manifest = Manifest.load(directory)
             check_compatible(manifest, directory, model, features)
@@ -262,7 +251,7 @@ class Index:
 
     def reopen(self) -> "Index":
         """This index as now published (a new object; this one stays valid)."""
-        return Index.open(self.directory, model=self.manifest.model_digest, config=self.config)
+        return Index.open(DataHome(self.directory.parent), model=self.manifest.model_digest, config=self.config)
 
     def is_current(self) -> bool:
         """False once a newer manifest has been published."""
@@ -432,45 +421,19 @@ def _search_k(search_k: int, n: int, n_trees: int, k: int) -> int:
 
 
 # --------------------------------------------------------------------------
-# Embedding
+# The model
 # --------------------------------------------------------------------------
-
-
-def embed_logmel(
-    model: Encoder, logmel: np.ndarray | torch.Tensor, hop_frames: int, chunk: int = 2048
-) -> tuple[np.ndarray, np.ndarray]:
-    """Embed the audible segments of a log-mel spectrogram.
-
-    Parameters
-    ----------
-    model : Encoder
-    logmel : array, shape (n_mels, frames)
-    hop_frames : int
-        Hop between segment starts.
-    chunk : int
-        Segments cut and embedded at once (bounds memory for long tracks).
-
-    Returns
-    -------
-    (ndarray, ndarray)
-        Float32 vectors ``(n, dim)`` and the segments' start frames ``(n,)``.
-    """
-    f = model.features
-    lm = torch.as_tensor(np.asarray(logmel), dtype=torch.float32)
-    starts = F.audible_segments(lm, hop_frames, f)
-    out = []
-    for i in range(0, len(starts), chunk):
-        segs = F.segments(lm, starts[i : i + chunk], f)
-        out.append(model.embed(segs).numpy())
-    vecs = np.concatenate(out) if out else np.zeros((0, model.dim), np.float32)
-    return vecs.astype(np.float32, copy=False), starts
 
 
 def resolve_model(
     model: Encoder | str | Path | None, manifest: Manifest | None = None, features: FeatureConfig | None = None
 ) -> Encoder:
     """An :class:`Encoder`: the one given, loaded from the path given, the
-    index's own checkpoint when it still exists, or the shipped default."""
+    index's own checkpoint when it still exists, or the shipped default.
+
+    A loaded encoder is folded for inference and keeps its
+    :class:`~audiosim.fingerprint.model.ModelIdentity` (the checkpoint's
+    resolved path, digest and card)."""
     if isinstance(model, Encoder):
         return model
     if model is None:
@@ -479,6 +442,4 @@ def resolve_model(
             path = Path(manifest.model_path)
     else:
         path = Path(model)
-    enc = load_encoder(path, features).for_inference()
-    enc.path = str(Path(path).resolve())  # type: ignore[attr-defined]
-    return enc
+    return load_encoder(path, features).for_inference()

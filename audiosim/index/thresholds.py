@@ -3,9 +3,20 @@
 A clip's score grows with its number of segments, so the threshold is set
 per clip length from the scores of absent clips of that length
 (:class:`CalibrationBin`), interpolated on the number of segments in
-between. :mod:`audiosim.match.calibrate` makes these records;
+between. :mod:`audiosim.match.calibrate` makes these records (a
+:class:`Calibrator` is what an index update calls to make one);
 :mod:`audiosim.index.writer` stores them in the manifest, with every score,
 so the false-match target can change at query time without recalibrating.
+
+Note for the match package (issue 15): ``Manifest.calibration`` is now a
+``Calibration | None``, parsed when the manifest loads, no longer a dict.
+``is_current(cal, config)`` became the method ``cal.is_current(config)``
+(a record for another statistic loads with ``is_current()`` False and no
+bins); ``Calibration.from_dict`` no longer raises for another statistic.
+The manifest's bookkeeping keys are fields: ``generation``,
+``index_tracks``, ``added_since``. ``writer.update(calibrate=...)`` takes a
+:class:`Calibrator` (``calibrate_leave_one_out`` is one) instead of a bool,
+and ``writer.store_calibration(home, calibration)`` takes the record.
 """
 
 from __future__ import annotations
@@ -13,31 +24,23 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 import numpy as np
 
 from audiosim.config import IndexConfig
+from audiosim.fingerprint.model import Encoder
+from audiosim.store.home import DataHome
+
+if TYPE_CHECKING:  # for the Calibrator signature only: the reader imports this module
+    from audiosim.index.reader import Index
 
 CONDITIONS = "half clean, half degraded with AugmentConfig() (noise 0-20 dB, reverb, EQ/phone band, gain)"
 STATISTIC = "aligned-similarity"
-"""Name of the clip score the thresholds apply to (see :func:`audiosim.match.matcher.clip_score`)."""
+"""Name of the clip score the thresholds apply to (see :func:`audiosim.match.scoring.clip_score`)."""
 
-
-def is_current(calibration: dict[str, Any] | None, config: IndexConfig | None = None) -> bool:
-    """Whether a stored calibration is for the clip score this audiosim computes.
-
-    Thresholds calibrated for another score (e.g. ``vote-score``, before
-    verification) mean nothing for this one, and trying clips at more
-    speeds raises the scores of absent music: with ``config``, its
-    ``query_speeds`` must be the calibration's too. ``audiosim index``
-    redoes a calibration that is not current.
-    """
-    if not calibration or calibration.get("statistic", STATISTIC) != STATISTIC:
-        return False
-    if config is None:
-        return True
-    return speed_set(calibration.get("query_speeds", [1.0])) == speed_set(config.query_speeds)
+BOOKKEEPING = ("generation", "index_tracks", "added_since")
+"""Keys the index writer adds to a stored calibration, in the order they are written."""
 
 
 def speed_set(speeds: Sequence[float]) -> tuple[float, ...]:
@@ -90,6 +93,19 @@ class Calibration:
     conditions : str
     model_digest : str
     created : str
+    shared : list of (int, int)
+        Pairs of tracks found to hold the same music (not counted as false matches).
+    query_speeds : tuple of float
+        The speeds clips were tried at (``IndexConfig.query_speeds``).
+    generation : int or None
+        Manifest generation the thresholds were published in (set by the index writer).
+    index_tracks : int or None
+        Live tracks of the index they were computed on (leave-one-track-out only).
+    added_since : int or None
+        Tracks added to the index since, while these thresholds were kept.
+    stored : dict or None
+        For a record of another statistic: the manifest's dict as found, written
+        back unchanged (its bins mean nothing here, so they are not parsed).
     """
 
     method: str
@@ -101,9 +117,24 @@ class Calibration:
     model_digest: str = ""
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     shared: list[tuple[int, int]] = field(default_factory=list)
-    """Pairs of tracks found to hold the same music (not counted as false matches)."""
     query_speeds: tuple[float, ...] = (1.0,)
-    """The speeds clips were tried at (``IndexConfig.query_speeds``)."""
+    generation: int | None = None
+    index_tracks: int | None = None
+    added_since: int | None = None
+    stored: dict[str, Any] | None = None
+
+    def is_current(self, config: IndexConfig | None = None) -> bool:
+        """Whether these thresholds are for the clip score this audiosim computes.
+
+        Thresholds calibrated for another score (e.g. ``vote-score``, before
+        verification) mean nothing for this one, and trying clips at more
+        speeds raises the scores of absent music: with ``config``, its
+        ``query_speeds`` must be the calibration's too. ``audiosim index``
+        redoes a calibration that is not current.
+        """
+        if self.stored is not None or self.statistic != STATISTIC:
+            return False
+        return config is None or speed_set(self.query_speeds) == speed_set(config.query_speeds)
 
     def threshold(self, n_segments: int, max_false_match: float | None = None) -> float:
         """Threshold for a clip of ``n_segments`` audible segments.
@@ -133,35 +164,68 @@ class Calibration:
         ]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "method": self.method,
-            "statistic": self.statistic,
-            "max_false_match": self.max_false_match,
-            "tracks": self.tracks,
-            "conditions": self.conditions,
-            "model_digest": self.model_digest,
-            "created": self.created,
-            "shared_content": [list(p) for p in self.shared],
-            "query_speeds": list(self.query_speeds),
-            "bins": [
-                {
-                    "seconds": b.seconds,
-                    "segments": b.segments,
-                    "clips": len(b.scores),
-                    "threshold": round(b.threshold(self.max_false_match), 5),
-                    "scores": [round(float(x), 5) for x in b.scores],
-                }
-                for b in self.bins
-            ],
-        }
+        """The manifest's JSON form (the bookkeeping keys last, those that are set)."""
+        if self.stored is not None:
+            d = dict(self.stored)
+        else:
+            d = {
+                "method": self.method,
+                "statistic": self.statistic,
+                "max_false_match": self.max_false_match,
+                "tracks": self.tracks,
+                "conditions": self.conditions,
+                "model_digest": self.model_digest,
+                "created": self.created,
+                "shared_content": [list(p) for p in self.shared],
+                "query_speeds": list(self.query_speeds),
+                "bins": [
+                    {
+                        "seconds": b.seconds,
+                        "segments": b.segments,
+                        "clips": len(b.scores),
+                        "threshold": round(b.threshold(self.max_false_match), 5),
+                        "scores": [round(float(x), 5) for x in b.scores],
+                    }
+                    for b in self.bins
+                ],
+            }
+        for key in BOOKKEEPING:
+            value = getattr(self, key)
+            if value is not None:
+                d[key] = value
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Calibration":
-        if d.get("statistic", STATISTIC) != STATISTIC:
-            raise ValueError(f"calibration is for score {d.get('statistic')!r}, this audiosim uses {STATISTIC!r}: recalibrate")
+        """Parse :meth:`to_dict`'s form; a record of another statistic keeps its dict
+        as found (:attr:`stored`) and is not :meth:`is_current`."""
+        marks = {k: int(d[k]) for k in BOOKKEEPING if d.get(k) is not None}
+        statistic = d.get("statistic", STATISTIC)
+        if statistic != STATISTIC:
+            return cls(str(d.get("method", "")), float(d.get("max_false_match", 0.0)), [], str(statistic),
+                       stored=dict(d), **marks)
         bins = [CalibrationBin(float(b["seconds"]), int(b["segments"]), np.sort(np.asarray(b["scores"], np.float64))[::-1])
                 for b in d["bins"]]
-        return cls(d["method"], float(d["max_false_match"]), bins, d.get("statistic", STATISTIC), int(d.get("tracks", 0)),
+        return cls(d["method"], float(d["max_false_match"]), bins, statistic, int(d.get("tracks", 0)),
                    d.get("conditions", ""), d.get("model_digest", ""), d.get("created", ""),
                    [(int(a), int(b)) for a, b in d.get("shared_content", [])],
-                   tuple(float(x) for x in d.get("query_speeds", [1.0])))
+                   tuple(float(x) for x in d.get("query_speeds", [1.0])), **marks)
+
+
+class Calibrator(Protocol):
+    """Computes thresholds for an index that is about to be published.
+
+    :func:`audiosim.index.writer.update` calls it under the writer lock, on
+    the new (not yet published) shards, when :func:`~audiosim.index.writer.needs_calibration`
+    says so; :func:`audiosim.match.calibrate.calibrate_leave_one_out` is the
+    one audiosim uses. The settings are ``index.config``. The index package
+    does not import the matcher: the caller hands the calibrator in.
+
+    Returns
+    -------
+    Calibration or None
+        None when the index cannot be calibrated (e.g. fewer than two
+        tracks with readable audio); the thresholds are then left out.
+    """
+
+    def __call__(self, index: Index, model: Encoder, *, home: DataHome) -> Calibration | None: ...

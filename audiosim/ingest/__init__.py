@@ -1,1 +1,1 @@
-"""ingest: see the README's module table."""
+"""ingest: discover (files, folders, lists of paths), ingest (one file to features + catalogue row; prune), summary."""

@@ -1,8 +1,10 @@
-"""Ingest audio files: find them, decode them, store features, catalogue them.
+"""Ingest audio files: decode them, store their features, catalogue them.
 
 :func:`ingest_file` is the unit of work (one file, independent of every
 other, safe to run in threads or processes side by side); the Prefect flow
-in ``flows/ingest.py`` and :func:`ingest_many` only fan it out.
+in ``flows/ingest.py``, :func:`ingest_batch` (its Dask work unit) and
+:func:`ingest_many` (no Prefect) only fan it out. Finding the files is
+:mod:`audiosim.ingest.discover`.
 
 For each file, in this order:
 
@@ -17,16 +19,23 @@ For each file, in this order:
 
 So a process killed at any moment leaves either no trace of the file, or
 a features file without a row (reused by the next run, not recomputed), or
-both: never a row without features, never a duplicate row. Any
-:class:`~audiosim.signal.audio.AudioError`, and any other exception (reason
-``error``), becomes a ``failed`` row that the next ingest retries.
+both: never a row without features, never a duplicate row.
+
+Failures are of two kinds. A permanent one (any
+:class:`~audiosim.signal.audio.AudioError`: not audio, silence, too short,
+...; or an unexpected exception, reason ``error``) becomes a ``failed`` row
+that the next ingest tries again. A transient one (an I/O hiccup, a busy
+database: :func:`is_transient`) is raised as :class:`TransientIngestError`
+and recorded nowhere: this module makes one attempt, and retrying is the
+caller's choice. The Prefect tasks of ``flows/ingest.py`` retry it (their
+declared ``retries``, the one place retries live) and record the file as
+failed with reason ``error`` when the retries are exhausted
+(:func:`record_error`); :func:`ingest_many` records it at once.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
-import errno
 import os
 import sqlite3
 import time
@@ -37,15 +46,13 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from audiosim.config import DecodeConfig, FeatureConfig
-from audiosim.runners import one_torch_thread
-from audiosim.signal.audio import AudioError, content_hash, is_audio_path, probe, stream
+from audiosim.ingest.discover import walk_audio
+from audiosim.runners import one_torch_thread, thread_map
+from audiosim.signal.audio import AudioError, content_hash, probe, stream
 from audiosim.signal.features import log_mel_stream
 from audiosim.store.catalog import Catalog, Track, normalise_path
 from audiosim.store.content import FeatureStore
 from audiosim.store.home import DataHome
-
-LIST_EXTENSIONS = frozenset({".txt", ".lst", ".list", ".m3u", ".m3u8"})
-"""Files with these extensions are read as lists of paths, one per line."""
 
 STATUSES = ("added", "updated", "skipped", "failed")
 
@@ -92,109 +99,43 @@ class IngestResult:
         return asdict(self)
 
 
-# --------------------------------------------------------------------------
-# Discovery
-# --------------------------------------------------------------------------
+class TransientIngestError(Exception):
+    """One file's ingest met a transient error (see :func:`is_transient`): worth another attempt.
 
+    Nothing was recorded for the file. Picklable (it crosses process
+    boundaries from Dask workers).
 
-def discover(paths: Iterable[str | Path]) -> list[Path]:
-    """Expand files, folders and path lists into sorted, unique audio files.
-
-    Parameters
+    Attributes
     ----------
-    paths : iterable of str or Path
-        Each one is
-
-        - a folder: searched recursively for files with an audio extension
-          (:func:`~audiosim.signal.audio.is_audio_path`), skipping hidden files and
-          folders;
-        - a list file (``.txt``, ``.lst``, ``.list``, ``.m3u``, ``.m3u8``):
-          one path per line, blank lines and lines starting with ``#``
-          ignored, relative paths taken from the list's folder; entries are
-          expanded in turn (folders are searched), and entries that do not
-          exist are kept so that ingest records them as failed;
-        - any other file: taken as audio whatever its extension.
-
-    Returns
-    -------
-    list of Path
-        Absolute paths, sorted, without duplicates.
-
-    Raises
-    ------
-    FileNotFoundError
-        If a path given directly (not inside a list) does not exist.
+    path : str
+        The file (normalised path).
+    cause : BaseException
+        The transient error itself.
     """
-    found: set[str] = set()
-    for p in paths:
-        p = Path(p)
-        if not p.exists():
-            raise FileNotFoundError(errno.ENOENT, "no such file or folder", str(p))
-        _expand(p, found, seen_lists=set())
-    return [Path(p) for p in sorted(found)]
+
+    def __init__(self, path: str, cause: BaseException):
+        super().__init__(path, cause)
+        self.path, self.cause = path, cause
+
+    def __str__(self) -> str:
+        return f"{self.path}: {type(self.cause).__name__}: {self.cause}"
 
 
-def _expand(p: Path, found: set[str], seen_lists: set[str]) -> None:
-    if p.is_dir():
-        found.update(_walk_audio(p))
-    elif p.suffix.lower() in LIST_EXTENSIONS and p.is_file():
-        key = normalise_path(p)
-        if key in seen_lists:
-            return
-        seen_lists.add(key)
-        for entry in read_path_list(p):
-            _expand(entry, found, seen_lists)
-    else:
-        found.add(normalise_path(p))
+@dataclass(frozen=True)
+class BatchResult:
+    """What :func:`ingest_batch` did with a batch of files.
 
-
-def _walk_audio(folder: Path) -> Iterator[str]:
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for name in files:
-            if not name.startswith(".") and is_audio_path(name):
-                yield normalise_path(os.path.join(root, name))
-
-
-def read_path_list(list_file: str | Path) -> list[Path]:
-    """Read the paths listed in a text or ``.m3u`` file.
-
-    Parameters
+    Attributes
     ----------
-    list_file : str or Path
-        UTF-8 text (a BOM is tolerated), one path per line; blank lines and
-        lines starting with ``#`` (comments, ``#EXTM3U``, ``#EXTINF``) are
-        skipped; ``file://`` URLs are accepted; relative paths are relative
-        to the list's folder.
-
-    Returns
-    -------
-    list of Path
-        In file order.
-
-    Raises
-    ------
-    ValueError
-        If the file is not UTF-8 text (the message names the file).
+    results : tuple of IngestResult
+        The files done (added, updated, skipped or permanently failed), in order.
+    transient : tuple of str
+        The files that met a transient error: nothing recorded, worth
+        another attempt (the flow gives each a task of its own, with retries).
     """
-    list_file = Path(list_file)
-    try:
-        text = list_file.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{list_file}: not a UTF-8 list of paths ({e.reason} at byte {e.start})") from e
-    base = list_file.parent
-    out = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("file://"):
-            from urllib.parse import unquote, urlparse
 
-            line = unquote(urlparse(line).path)
-        entry = Path(line).expanduser()
-        out.append(entry if entry.is_absolute() else base / entry)
-    return out
+    results: tuple[IngestResult, ...] = ()
+    transient: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------
@@ -276,8 +217,11 @@ def is_transient(exc: BaseException) -> bool:
 
     ``OSError`` counts unless it is a missing file, a wrong file type or a
     permission problem (retrying does not fix those); so does SQLite's
-    ``database is locked``/``busy``.
+    ``database is locked``/``busy``. A :class:`TransientIngestError` is
+    transient by definition.
     """
+    if isinstance(exc, TransientIngestError):
+        return True
     if isinstance(exc, (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)):
         return False
     if isinstance(exc, OSError):
@@ -294,7 +238,7 @@ def ingest_file(
     feature_config: FeatureConfig | None = None,
     decode_config: DecodeConfig | None = None,
 ) -> IngestResult:
-    """Ingest one file into the data home; never raises for a bad file.
+    """Ingest one file into the data home, in one attempt.
 
     Parameters
     ----------
@@ -309,35 +253,42 @@ def ingest_file(
     Returns
     -------
     IngestResult
-        ``failed`` results carry the reason, which is also in the catalogue.
+        ``failed`` results carry the reason of a permanent failure, which
+        is also in the catalogue.
 
     Raises
     ------
+    TransientIngestError
+        For a transient error (see :func:`is_transient`), e.g. of the data
+        home's disk or a busy catalogue: nothing is recorded, another
+        attempt may succeed.
     ConfigMismatchError
         If the home's features were made with another feature config.
-    OSError, sqlite3.OperationalError
-        Only transient errors of the data home itself (see
-        :func:`is_transient`), which are worth retrying.
     """
     t0 = time.perf_counter()
     fc = feature_config or FeatureConfig()
     dc = decode_config or DecodeConfig()
     dh = DataHome.resolve(home)
     key = normalise_path(path)
-    store = FeatureStore(dh.features_dir, fc)
-    with Catalog(dh.catalog_path) as cat:
-        try:
-            result = _ingest(key, cat, store, fc, dc)
-        except AudioError as e:
-            reason, detail = e.reason, e.detail or str(e)
-        except Exception as e:
-            if is_transient(e):
-                raise
-            reason, detail = "error", f"{type(e).__name__}: {e}"
-        else:
-            return _timed(result, t0)
-        track_id, _ = cat.upsert_failed(key, reason=reason, detail=detail, **_stat_fields(key))
-        return _timed(IngestResult(key, "failed", track_id, reason, detail), t0)
+    try:
+        store = FeatureStore(dh.features_dir, fc)
+        with Catalog(dh.catalog_path) as cat:
+            try:
+                result = _ingest(key, cat, store, fc, dc)
+            except AudioError as e:
+                reason, detail = e.reason, e.detail or str(e)
+            except Exception as e:
+                if is_transient(e):
+                    raise
+                reason, detail = "error", f"{type(e).__name__}: {e}"
+            else:
+                return _timed(result, t0)
+            track_id, _ = cat.upsert_failed(key, reason=reason, detail=detail, **_stat_fields(key))
+            return _timed(IngestResult(key, "failed", track_id, reason, detail), t0)
+    except Exception as e:
+        if is_transient(e) and not isinstance(e, TransientIngestError):
+            raise TransientIngestError(key, e) from e
+        raise
 
 
 def _timed(r: IngestResult, t0: float) -> IngestResult:
@@ -406,22 +357,42 @@ def _moved_from(cat: Catalog, digest: str) -> Track | None:
     return None
 
 
-def record_failure(
-    path: str | Path, home: str | Path | DataHome | None, reason: str, detail: str
-) -> IngestResult:
-    """Record ``path`` as failed (used when :func:`ingest_file` itself raised).
+def record_error(path: str | Path, home: str | Path | DataHome | None, error: BaseException) -> IngestResult:
+    """Record ``path`` as failed with reason ``error``, because ``error`` stopped its ingest.
 
+    For an error :func:`ingest_file` let through: a transient one after the
+    last attempt (the detail is then its cause), or another unexpected one.
     Best effort: if the catalogue cannot be written either, the result has
     ``track_id=None``.
     """
+    cause = error.cause if isinstance(error, TransientIngestError) else error
+    detail = f"{type(cause).__name__}: {cause}"
     key = normalise_path(path)
     track_id = None
     try:
         with Catalog(DataHome.resolve(home).catalog_path) as cat:
-            track_id, _ = cat.upsert_failed(key, reason=reason, detail=detail, **_stat_fields(key))
+            track_id, _ = cat.upsert_failed(key, reason="error", detail=detail, **_stat_fields(key))
     except Exception:
         pass
-    return IngestResult(key, "failed", track_id, reason, detail)
+    return IngestResult(key, "failed", track_id, "error", detail)
+
+
+def ingest_or_record(
+    path: str | Path,
+    home: str | Path | DataHome | None = None,
+    feature_config: FeatureConfig | None = None,
+    decode_config: DecodeConfig | None = None,
+) -> IngestResult:
+    """:func:`ingest_file` in one attempt that never raises for the file.
+
+    What :func:`ingest_file` lets through, a transient error included, is
+    recorded as failed with reason ``error`` (:func:`record_error`); the
+    next ingest tries the file again.
+    """
+    try:
+        return ingest_file(path, home, feature_config, decode_config)
+    except Exception as e:
+        return record_error(path, home, e)
 
 
 # --------------------------------------------------------------------------
@@ -445,19 +416,23 @@ def ingest_many(
     workers: int = 1,
     progress: Callable[[IngestResult], None] | None = None,
 ) -> list[IngestResult]:
-    """Ingest files in this process with a thread pool (no Prefect).
+    """Ingest files in this process on threads (no Prefect), one attempt each.
 
     The Prefect flow ``flows.ingest.ingest_flow`` does the same with
-    retries, task runs and artifacts; this is for scripts and benchmarks.
+    retries, task runs and artifacts; this is for scripts, the demo,
+    benchmarks and tests. A file that meets a transient error is recorded
+    as failed with reason ``error`` at once (:func:`ingest_or_record`); the
+    next ingest tries it again.
 
     Parameters
     ----------
     paths : sequence of str or Path
-        Audio files (see :func:`discover` to expand folders and lists).
+        Audio files (see :func:`audiosim.ingest.discover.discover` to expand
+        folders and lists).
     workers : int
-        Threads decoding at once.
+        Threads decoding at once (:func:`audiosim.runners.thread_map`).
     progress : callable, optional
-        Called with each :class:`IngestResult` as it completes.
+        Called with each :class:`IngestResult`, in the order of ``paths``.
 
     Returns
     -------
@@ -466,43 +441,12 @@ def ingest_many(
     """
     fc = feature_config or FeatureConfig()
     dh = prepare(home, fc)
-
-    results: list[IngestResult | None] = [None] * len(paths)
-    with contextlib.ExitStack() as stack:
-        if workers > 1:
-            stack.enter_context(one_torch_thread())
-        pool = stack.enter_context(concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)))
-        futures = {pool.submit(ingest_retrying, p, dh, fc, decode_config): i for i, p in enumerate(paths)}
-        for fut in concurrent.futures.as_completed(futures):
-            r = fut.result()
-            results[futures[fut]] = r
-            if progress is not None:
-                progress(r)
-    return results  # type: ignore[return-value]
-
-
-def ingest_retrying(
-    path: str | Path,
-    home: str | Path | DataHome | None = None,
-    feature_config: FeatureConfig | None = None,
-    decode_config: DecodeConfig | None = None,
-    attempts: int = 3,
-    delay: float = 1.0,
-) -> IngestResult:
-    """:func:`ingest_file`, retrying transient errors; never raises for one file.
-
-    After ``attempts`` transient errors, or any other exception that
-    :func:`ingest_file` lets through (e.g. a feature config mismatch), the
-    file is recorded as failed with reason ``error``.
-    """
-    for attempt in range(max(1, attempts)):
-        try:
-            return ingest_file(path, home, feature_config, decode_config)
-        except Exception as e:
-            if attempt == attempts - 1 or not is_transient(e):
-                return record_failure(path, home, "error", f"{type(e).__name__}: {e}")
-            time.sleep(delay)
-    raise AssertionError("unreachable")
+    results = []
+    for r in thread_map(lambda p: ingest_or_record(p, dh, fc, decode_config), paths, workers):
+        results.append(r)
+        if progress is not None:
+            progress(r)
+    return results
 
 
 def ingest_batch(
@@ -511,12 +455,17 @@ def ingest_batch(
     feature_config: FeatureConfig | None = None,
     decode_config: DecodeConfig | None = None,
     one_thread: bool = True,
-) -> list[IngestResult]:
-    """Ingest several files one after the other, with one torch thread.
+) -> BatchResult:
+    """Ingest several files one after the other, one attempt each, with one torch thread.
 
     The unit of work of a Dask fan-out (see :mod:`audiosim.runners`):
     features and catalogue rows go to the data home, only the small
-    :class:`IngestResult` records are returned.
+    :class:`BatchResult` goes back. A transient error of one file neither
+    stops the batch nor is recorded: the file is listed in
+    ``BatchResult.transient``, and the flow gives it a task of its own whose
+    declared retries apply (a retried batch would ingest its other files
+    again, reporting them ``skipped``). Other errors that
+    :func:`ingest_file` lets through are recorded as reason ``error``.
 
     Parameters
     ----------
@@ -526,11 +475,18 @@ def ingest_batch(
 
     Returns
     -------
-    list of IngestResult
-        One per path, in order; bad files are ``failed`` results.
+    BatchResult
     """
+    results, transient = [], []
     with one_torch_thread() if one_thread else contextlib.nullcontext():
-        return [ingest_retrying(p, home, feature_config, decode_config) for p in paths]
+        for p in paths:
+            try:
+                results.append(ingest_file(p, home, feature_config, decode_config))
+            except TransientIngestError as e:
+                transient.append(e.path)
+            except Exception as e:
+                results.append(record_error(p, home, e))
+    return BatchResult(tuple(results), tuple(transient))
 
 
 # --------------------------------------------------------------------------
@@ -579,7 +535,7 @@ def prune_refusal(folder: str | Path) -> str | None:
         return "it does not exist (an unmounted disk?)"
     if not p.is_dir():
         return "it is not a folder"
-    if next(_walk_audio(p), None) is None:
+    if next(walk_audio(p), None) is None:
         return "it holds no audio file at all (an unmounted disk or an offline share?)"
     return None
 

@@ -1,6 +1,6 @@
 """Calibrate the no-match threshold on music known to be absent.
 
-A clip's score (see :mod:`audiosim.match.matcher`) grows with its number of
+A clip's score (see :mod:`audiosim.match.scoring`) grows with its number of
 segments, so the threshold is set per clip length: for each length in
 ``IndexConfig.calibration_seconds`` (1, 2, 3, 5 and 10 s by default),
 ``IndexConfig.calibration_clips`` clips of absent music are scored and the
@@ -26,46 +26,73 @@ same number of segments and at the same ``IndexConfig.query_speeds``
 
 Half the clips are clean, half degraded like real captures (noise at 0 to
 20 dB SNR, reverberation, EQ or phone band, gain; the training
-distribution of :class:`~audiosim.config.AugmentConfig`). Every score is
-stored (sorted) in the manifest, so the false-match target can be changed
-at query time without recalibrating.
+distribution of :class:`~audiosim.config.AugmentConfig`). The scores are
+kept (sorted) in the returned :class:`~audiosim.index.thresholds.Calibration`,
+which the index writer stores in the manifest, so the false-match target can
+be changed at query time without recalibrating. Nothing here publishes.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import soundfile as sf
 import torch
 
 from audiosim.config import AugmentConfig, FeatureConfig, IndexConfig
+from audiosim.fingerprint.model import Encoder, model_digest
+from audiosim.index.reader import Index, check_compatible, resolve_model
+from audiosim.index.thresholds import Calibration, CalibrationBin, speed_set
+from audiosim.match.scoring import (
+    clip_at_speeds,
+    common_count,
+    neighbours_of,
+    query_hop_frames,
+    score_segments,
+    speeds_to_try,
+)
+from audiosim.match.voting import vote
 from audiosim.signal import audio, augment
 from audiosim.signal import features as F
+from audiosim.store.catalog import Catalog
+from audiosim.store.home import DataHome
 
-if TYPE_CHECKING:
-    from audiosim.fingerprint.model import Encoder
-    from audiosim.index.reader import Index
-    from audiosim.store.home import DataHome
 
-from audiosim.index.thresholds import Calibration, CalibrationBin, speed_set
+@dataclass(frozen=True)
+class ExcerptScore:
+    """How a calibration clip of one length scored.
+
+    Attributes
+    ----------
+    score : float
+        The clip's score (see :func:`audiosim.match.scoring.clip_score`).
+    track : int or None
+        The best candidate track (None when nothing was retrieved).
+    offset : float
+        Where in that track the clip would start (s).
+    """
+
+    score: float
+    track: int | None
+    offset: float
+
 
 # --------------------------------------------------------------------------
 # Clips
 # --------------------------------------------------------------------------
 
 
-def segments_in(seconds: float, model: "Encoder", config: IndexConfig) -> int:
+def segments_in(seconds: float, model: Encoder, config: IndexConfig) -> int:
     """Query segments a fully audible clip of ``seconds`` is scored on.
 
     At each of ``config.query_speeds`` the clip is resampled
-    (:func:`audiosim.match.matcher.unsped`) and every speed that yields segments is
-    scored on as many as the fewest of them (:func:`audiosim.match.matcher.score_wave`).
+    (:func:`audiosim.match.scoring.unsped`) and every speed that yields segments is
+    scored on as many as the fewest of them (:func:`audiosim.match.scoring.score_wave`).
     """
-    from audiosim.match.matcher import common_count, query_hop_frames, speeds_to_try
-
     f = model.features
     hop = query_hop_frames(config, model)
     return common_count([len(F.segment_starts(F.n_frames(int(round(seconds * v * f.sample_rate)), f), hop, f))
@@ -95,38 +122,30 @@ def read_excerpt(path: str | Path, start: float, seconds: float, sample_rate: in
 
 
 # --------------------------------------------------------------------------
-# Calibration runs
+# Scoring calibration clips
 # --------------------------------------------------------------------------
 
 
 def excerpt_best(
-    index: "Index",
-    model: "Encoder",
+    index: Index,
+    model: Encoder,
     wave: np.ndarray,
     lengths: Sequence[float],
     exclude_tracks: Sequence[int] | int | None = None,
-) -> list[tuple[float, int | None, float] | None]:
+) -> list[ExcerptScore | None]:
     """Score the clips made of the first ``L`` seconds of ``wave``, for each ``L``.
 
     The excerpt is segmented, embedded and searched once per query speed;
     each clip is scored over the segments that lie inside it, at every
     speed on the same number of segments, keeping the best: exactly what
     identifying the shorter clip would do (frames are not centred, see
-    :func:`audiosim.match.matcher.score_wave`).
+    :func:`audiosim.match.scoring.score_wave`).
 
     Returns
     -------
-    list
-        Per length, ``(score, best track id or None, its offset in
-        seconds)``, or None when the length exceeds the excerpt.
+    list of ExcerptScore or None
+        Per length; None when the length exceeds the excerpt.
     """
-    from audiosim.match.matcher import (
-        clip_at_speeds,
-        common_count,
-        query_hop_frames,
-        score_segments,
-    )
-
     f = model.features
     cfg = index.config
     hop = query_hop_frames(cfg, model)
@@ -134,7 +153,7 @@ def excerpt_best(
     for speed, lm, starts in clip_at_speeds(model, np.asarray(wave, np.float32), cfg, hop):
         vecs = model.embed(F.segments(lm, starts, f)).numpy()
         runs.append((speed, starts, vecs, index.search(vecs, cfg.neighbours, exclude_tracks=exclude_tracks)))
-    out: list[tuple[float, int | None, float] | None] = []
+    out: list[ExcerptScore | None] = []
     for length in lengths:
         if length * f.sample_rate > len(wave) + 1:
             out.append(None)
@@ -144,23 +163,24 @@ def excerpt_best(
                 for speed, starts, _, _ in runs]
         n = common_count([len(sel) for sel in sels])
         if n == 0:
-            out.append((0.0, None, 0.0))
+            out.append(ExcerptScore(0.0, None, 0.0))
             continue
         best = None
         for (speed, starts, vecs, nn), sel in zip(runs, sels):
             if len(sel) == 0:
                 continue
             sel = sel[:n]
-            sub = type(nn)(nn.track[sel], nn.time[sel], nn.sim[sel], nn.item[sel])
-            res = score_segments(index, vecs[sel], starts[sel] / f.frames_per_second, sub, cfg, hop / f.frames_per_second)
+            res = score_segments(index, vecs[sel], starts[sel] / f.frames_per_second, neighbours_of(nn, sel), cfg,
+                                 hop / f.frames_per_second)
             if best is None or res.score > best.score:
                 best = res
-        top = best.candidates[0] if best.candidates else None
-        out.append((best.score, None if top is None else int(top.track), 0.0 if top is None else float(top.offset)))
+        top = best.best
+        out.append(ExcerptScore(best.score, None if top is None else int(top.track),
+                                0.0 if top is None else float(top.offset)))
     return out
 
 
-def shared_content(index: "Index", sample: int = 120, min_fraction: float = 0.3) -> dict[int, set[int]]:
+def shared_content(index: Index, sample: int = 120, min_fraction: float = 0.3) -> dict[int, set[int]]:
     """Tracks that hold the same music as another track (re-encodings, edits, variants).
 
     Up to ``sample`` evenly spaced indexed segments of each track are looked
@@ -174,8 +194,6 @@ def shared_content(index: "Index", sample: int = 120, min_fraction: float = 0.3)
         Track id -> ids of the tracks sharing its music (symmetric; tracks
         without any are absent).
     """
-    from audiosim.match.voting import vote
-
     out: dict[int, set[int]] = {}
     live = index.live_tracks()
     for s in index.shards:
@@ -196,8 +214,9 @@ def shared_content(index: "Index", sample: int = 120, min_fraction: float = 0.3)
 
 
 def _bins(
-    scores: list[list[float | None]], lengths: Sequence[float], model: "Encoder", config: IndexConfig
+    scores: list[list[float | None]], lengths: Sequence[float], model: Encoder, config: IndexConfig
 ) -> list[CalibrationBin]:
+    """One bin per length that has scores: the scores sorted high to low."""
     bins = []
     for j, length in enumerate(lengths):
         col = np.array([row[j] for row in scores if row[j] is not None], np.float64)
@@ -207,16 +226,16 @@ def _bins(
 
 
 def _score_excerpts(
-    index: "Index",
-    model: "Encoder",
+    index: Index,
+    model: Encoder,
     excerpts: list[np.ndarray],
     exclude: Sequence[Sequence[int] | None],
     lengths: Sequence[float],
     g: torch.Generator,
     progress: Callable[[str, dict], None] | None,
-) -> list[list[float | None]]:
+) -> list[list[ExcerptScore | None]]:
     """Degrade every other excerpt (its first half second is reverb context), then
-    score; per excerpt and length ``(score, best track, offset)`` or None."""
+    score; per excerpt, the :func:`excerpt_best` of each length."""
     sr = model.features.sample_rate
     ctx = sr // 2
     scores = []
@@ -229,13 +248,13 @@ def _score_excerpts(
     return scores
 
 
-def _scores(best: list[list[tuple[float, int | None, float] | None]]) -> list[list[float | None]]:
+def _scores(best: list[list[ExcerptScore | None]]) -> list[list[float | None]]:
     """The scores alone of :func:`excerpt_best` results."""
-    return [[None if b is None else b[0] for b in row] for row in best]
+    return [[None if b is None else b.score for b in row] for row in best]
 
 
 def drop_shared_passages(
-    best: list[list[tuple[float, int | None, float] | None]],
+    best: list[list[ExcerptScore | None]],
     excerpts: list[np.ndarray],
     paths: dict[int, str],
     lengths: Sequence[float],
@@ -253,10 +272,18 @@ def drop_shared_passages(
     threshold), a clip is dropped when the clean audio of the matched track at
     the matched offset is the clip's passage: their log-mels correlate above
     ``min_similarity`` in most one-segment windows, each at its best shift up
-    to 0.25 s (:func:`~audiosim.signal.features.passage_similarity`). On the dev
-    corpus this drops variants of one theme in two files (10 s clips scoring
-    40-75 where absent music stays under 19), whose whole-clip correlation
-    falls just under 0.85.
+    to 0.25 s (:func:`~audiosim.signal.features.passage_similarity`). Windows
+    are compared one by one because variants of one theme can correlate
+    less as whole clips than segment by segment.
+
+    Parameters
+    ----------
+    best : list of list of ExcerptScore or None
+        Per excerpt and length (:func:`excerpt_best`).
+    excerpts : list of ndarray
+        The clean excerpts, each with half a second of context first.
+    paths : dict
+        Track id -> audio file of the catalogue's tracks.
 
     Returns
     -------
@@ -271,16 +298,16 @@ def drop_shared_passages(
     lag = F.seconds_to_frames(0.25, features)
     dropped = 0
     for j, length in enumerate(lengths):
-        rows = [i for i, row in enumerate(best) if row[j] is not None and row[j][1] in paths]
-        rows.sort(key=lambda i: -best[i][j][0])
+        rows = [i for i, row in enumerate(best) if row[j] is not None and row[j].track in paths]
+        rows.sort(key=lambda i: -best[i][j].score)
         n = int(length * sr)
         for i in rows[: max(1, math.ceil(top_share * len(rows)))]:
-            _, track, offset = best[i][j]
+            hit = best[i][j]
             clean = excerpts[i][ctx : ctx + n]
             if len(clean) < n:
                 continue
             try:
-                found = read_excerpt(paths[track], offset, length, sr)
+                found = read_excerpt(paths[hit.track], hit.offset, length, sr)
             except audio.AudioError:
                 continue
             with torch.inference_mode():
@@ -291,10 +318,27 @@ def drop_shared_passages(
     return scores, dropped
 
 
+# --------------------------------------------------------------------------
+# Calibration runs
+# --------------------------------------------------------------------------
+
+
+def _catalogue_paths(home: DataHome, live: dict[int, str]) -> dict[int, str]:
+    """Track id -> audio file of the live tracks whose file is still the one indexed."""
+    paths: dict[int, str] = {}
+    if home.catalog_path.exists():
+        with Catalog(home.catalog_path, create=False) as cat:
+            for tid in live:
+                row = cat.get(tid)
+                if row is not None and row.content_hash == live[tid] and Path(row.path).is_file():
+                    paths[tid] = row.path
+    return paths
+
+
 def calibrate_leave_one_out(
-    index: "Index",
-    model: "Encoder",
-    home: "str | Path | DataHome | None" = None,
+    index: Index,
+    model: Encoder,
+    home: str | Path | DataHome | None = None,
     seconds: Sequence[float] | None = None,
     clips: int | None = None,
     max_false_match: float | None = None,
@@ -306,7 +350,9 @@ def calibrate_leave_one_out(
     ``clips`` excerpts as long as the longest length are cut at random
     audible moments of random tracks (weighted by duration), half of them
     degraded; the clip of each length is the start of an excerpt. Each is
-    scored with every neighbour from its own track ignored.
+    scored with every neighbour from its own track ignored. This is a
+    :class:`~audiosim.index.thresholds.Calibrator`: the index writer calls
+    it on an index about to be published and stores what it returns.
 
     Parameters
     ----------
@@ -332,22 +378,12 @@ def calibrate_leave_one_out(
         None when fewer than two tracks have readable audio (nothing can
         stand in for absent music).
     """
-    from audiosim.index.reader import model_digest
-    from audiosim.store.catalog import Catalog
-    from audiosim.store.home import DataHome
-
     cfg = index.config
     lengths = sorted(seconds or cfg.calibration_seconds)
     dh = DataHome.resolve(home) if home is not None else DataHome(index.directory.parent)
     sr = model.features.sample_rate
     live = index.live_tracks()
-    paths: dict[int, str] = {}
-    if dh.catalog_path.exists():
-        with Catalog(dh.catalog_path, create=False) as cat:
-            for tid in live:
-                row = cat.get(tid)
-                if row is not None and row.content_hash == live[tid] and Path(row.path).is_file():
-                    paths[tid] = row.path
+    paths = _catalogue_paths(dh, live)
     starts: dict[int, np.ndarray] = {}
     durations: dict[int, float] = {}
     for s in index.shards:  # start times to draw from: the track's audible (indexed) segments
@@ -395,17 +431,41 @@ def calibrate_leave_one_out(
     )
 
 
+def _absent_excerpts(
+    waves: list[np.ndarray], n: int, seconds: float, features: FeatureConfig, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """``n`` excerpts of ``seconds`` (plus half a second of context) drawn from
+    ``waves`` weighted by length, preferring audible ones as queries are."""
+    sr = features.sample_rate
+    ctx = sr // 2
+    weights = np.array([len(w) for w in waves], np.float64)
+    excerpts = []
+    for _ in range(n):
+        w = waves[int(rng.choice(len(waves), p=weights / weights.sum()))]
+        size = min(len(w), ctx + int(round(seconds * sr)))
+        for _ in range(10):  # prefer audible excerpts, as queries are
+            s0 = int(rng.integers(0, len(w) - size + 1))
+            piece = w[s0 : s0 + size]
+            if 10 * np.log10(float(np.mean(piece[ctx:] ** 2)) + 1e-12) > features.silence_db:
+                break
+        excerpts.append(np.ascontiguousarray(piece, dtype=np.float32))
+    return excerpts
+
+
 def calibrate(
-    index: "Index | str | Path | DataHome | None",
+    index: Index | str | Path | DataHome | None,
     absent_paths: Sequence[str | Path],
-    model: "Encoder | str | Path | None" = None,
+    model: Encoder | str | Path | None = None,
     seconds: Sequence[float] | None = None,
     clips: int | None = None,
     max_false_match: float | None = None,
     seed: int = 0,
-    save: bool = True,
 ) -> Calibration:
     """Calibrate with clips of audio files known not to be in the catalogue.
+
+    Returns the thresholds; publishing them is the caller's
+    (:func:`audiosim.index.writer.store_calibration`, which the index flow
+    calls for ``audiosim index --absent``).
 
     Parameters
     ----------
@@ -417,8 +477,6 @@ def calibrate(
         Default: the index's model.
     seconds, clips, max_false_match, seed
         As in :func:`calibrate_leave_one_out`.
-    save : bool
-        Publish the thresholds in the index manifest (a new generation).
 
     Returns
     -------
@@ -429,14 +487,6 @@ def calibrate(
     ValueError
         If no absent file could be decoded.
     """
-    from audiosim.index.reader import (
-        Index,
-        check_compatible,
-        model_digest,
-        resolve_model,
-    )
-    from audiosim.index.writer import store_calibration
-
     opened = not isinstance(index, Index)
     idx = Index.open(index) if opened else index
     try:
@@ -455,27 +505,13 @@ def calibrate(
             raise ValueError("no absent-music file could be decoded")
         rng = np.random.default_rng(seed)
         g = torch.Generator().manual_seed(seed)
-        ctx = sr // 2
-        weights = np.array([len(w) for w in waves], np.float64)
-        excerpts = []
-        for _ in range(int(clips or cfg.calibration_clips)):
-            w = waves[int(rng.choice(len(waves), p=weights / weights.sum()))]
-            n = min(len(w), ctx + int(round(lengths[-1] * sr)))
-            for _ in range(10):  # prefer audible excerpts, as queries are
-                s0 = int(rng.integers(0, len(w) - n + 1))
-                piece = w[s0 : s0 + n]
-                if 10 * np.log10(float(np.mean(piece[ctx:] ** 2)) + 1e-12) > enc.features.silence_db:
-                    break
-            excerpts.append(np.ascontiguousarray(piece, dtype=np.float32))
+        excerpts = _absent_excerpts(waves, int(clips or cfg.calibration_clips), lengths[-1], enc.features, rng)
         scores = _scores(_score_excerpts(idx, enc, excerpts, [None] * len(excerpts), lengths, g, None))
-        cal = Calibration(
+        return Calibration(
             "absent-music", cfg.max_false_match if max_false_match is None else float(max_false_match),
             _bins(scores, lengths, enc, cfg), tracks=len(waves), model_digest=model_digest(enc),
             query_speeds=speed_set(cfg.query_speeds),
         )
-        if save:
-            store_calibration(idx.directory, cal.to_dict())
-        return cal
     finally:
         if opened:
             idx.close()

@@ -12,15 +12,12 @@ at clip time ``q`` is compared with the track's indexed segments within
 silent stretch). A candidate's score is the sum of these over the query
 segments; the candidates are re-ranked by it.
 
-Measured with ``benchmarks/identify.py`` (201 indexed dev-corpus tracks,
-thresholds calibrated for 1 % false matches): over 18 degradations, clips
-matched at the right passage went from 0.80 to 0.88 at 3 s and from 0.90 to
-0.95 at 5 s; at 5 s, 5 dB SNR with reverb, the right track was matched in
-0.95 of 200 clips, against 0.87 before. Summing every segment also makes
-the scores of absent music better behaved: leave-one-track-out calibration
-clips and clips of music the catalogue does not hold now score alike (99th
-percentile 26.2 and 25.3 at 5 s), where the vote scores of the former had a
-long tail from related arrangements that made thresholds over-cautious.
+Summing every segment, not only those whose neighbours voted, finds the
+right passage in more degraded clips, and makes the scores of absent music
+better behaved: leave-one-track-out calibration clips and clips of music
+the catalogue does not hold score alike, where vote scores had a long tail
+from related arrangements that made thresholds over-cautious
+(``benchmarks/README.md`` has the figures).
 """
 
 from __future__ import annotations

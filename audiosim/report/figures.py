@@ -1,22 +1,20 @@
 """The figures of a playlist report, drawn with matplotlib as PNG bytes.
 
-Each function takes a :class:`~audiosim.report.playlist.PlaylistReport` and returns
+Each function takes a :class:`~audiosim.report.analysis.PlaylistReport` and returns
 a PNG; :func:`draw_all` draws them all. Figures are built with
 ``matplotlib.figure.Figure`` directly (no pyplot state), so drawing is safe
-in worker threads.
+in worker threads. matplotlib is imported when a figure is drawn, not with
+this module: it is slow to import and table-only users never need it.
 """
 
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from audiosim.report.analysis import PlaylistReport
 from audiosim.similarity.mood import MOODS, PROTOTYPES
-
-if TYPE_CHECKING:
-    from audiosim.report.playlist import PlaylistReport
 
 MOOD_COLOURS = {
     "energetic": "#d62728",
@@ -45,7 +43,7 @@ def _mood_colour(m: object) -> str:
     return MOOD_COLOURS.get(str(m), "#7f7f7f")
 
 
-def heatmap(report: "PlaylistReport") -> bytes:
+def heatmap(report: PlaylistReport) -> bytes:
     """Cosine similarity of every pair of playlist songs, in playlist order."""
     sim = report.similarity.to_numpy()
     labels = list(report.similarity.index)
@@ -72,7 +70,7 @@ def heatmap(report: "PlaylistReport") -> bytes:
     return _png(fig)
 
 
-def catalogue_map(report: "PlaylistReport") -> bytes | None:
+def catalogue_scatter(report: PlaylistReport) -> bytes | None:
     """2-D PCA map of the catalogue, playlist numbered in order, additions starred."""
     m = report.catalogue_map
     if m.empty:
@@ -102,7 +100,7 @@ def catalogue_map(report: "PlaylistReport") -> bytes | None:
     return _png(fig)
 
 
-def moods(report: "PlaylistReport") -> bytes | None:
+def moods(report: PlaylistReport) -> bytes | None:
     """Valence-arousal plane (songs numbered) and the mood mix."""
     t = report.tracks
     if "valence" not in t or t["valence"].isna().all():
@@ -134,7 +132,7 @@ def moods(report: "PlaylistReport") -> bytes | None:
     return _png(fig)
 
 
-def arc(report: "PlaylistReport") -> bytes | None:
+def arc(report: PlaylistReport) -> bytes | None:
     """Tempo and energy (arousal) in playlist order, and the suggested order's energy."""
     t = report.tracks
     if "tempo_bpm" not in t or t["tempo_bpm"].isna().all():
@@ -165,13 +163,13 @@ def arc(report: "PlaylistReport") -> bytes | None:
     return _png(fig)
 
 
-def draw_all(report: "PlaylistReport") -> dict[str, bytes]:
+def draw_all(report: PlaylistReport) -> dict[str, bytes]:
     """Every figure that applies, by name (``heatmap``, ``map``, ``moods``, ``arc``)."""
     import matplotlib
 
     out: dict[str, bytes] = {}
     with matplotlib.rc_context({"text.parse_math": False}):  # song titles may contain "$"
-        for name, fn in (("heatmap", heatmap), ("map", catalogue_map), ("moods", moods), ("arc", arc)):
+        for name, fn in (("heatmap", heatmap), ("map", catalogue_scatter), ("moods", moods), ("arc", arc)):
             png = fn(report)
             if png is not None:
                 out[name] = png

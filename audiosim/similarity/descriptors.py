@@ -36,13 +36,12 @@ longer than ``cfg.max_seconds`` are analysed on their central part):
     (positive: major).
 
 Descriptors are cached per content hash in the data home
-(``cache/descriptors/<config digest>/``), so each file is analysed once.
+(``cache/descriptors/<config digest>/<hash[:2]>/<hash>.json``, a
+:class:`~audiosim.store.content.ContentStore`), so each file is analysed once.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import json
 import math
 import warnings
 from dataclasses import asdict, dataclass, fields
@@ -51,10 +50,12 @@ from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from audiosim.config import DecodeConfig, DescriptorConfig
+from audiosim.runners import thread_map
 from audiosim.signal import audio
-from audiosim.store.atomic import atomic_write_json
+from audiosim.store.content import ContentStore
 from audiosim.store.home import DataHome
 
 KEYS: tuple[str, ...] = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
@@ -300,25 +301,35 @@ class DescriptorCache:
 
     The folder is named by the :class:`DescriptorConfig` digest, so
     descriptors made with other settings are never mixed in.
+
+    Attributes
+    ----------
+    files : ContentStore
+        One ``<hash>.json`` per song (:meth:`Descriptors.to_dict`).
     """
 
     def __init__(self, home: "str | Path | DataHome | None" = None, cfg: DescriptorConfig = DescriptorConfig()):
         self.cfg = cfg
         self.root = DataHome.resolve(home).cache_dir / "descriptors" / cfg.digest()
+        self.files = ContentStore(self.root, ".json")
 
     def path_for(self, content_hash: str) -> Path:
-        return self.root / content_hash[:2] / f"{content_hash}.json"
+        """Where the descriptors of ``content_hash`` live (whether or not they exist)."""
+        return self.files.path_for(content_hash)
 
     def get(self, content_hash: str) -> Descriptors | None:
-        """Cached descriptors of ``content_hash``, or None."""
+        """Cached descriptors of ``content_hash``, or None (also when the file is unreadable)."""
+        data = self.files.find(content_hash)
+        if data is None:
+            return None
         try:
-            return Descriptors.from_dict(json.loads(self.path_for(content_hash).read_text()))
-        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return Descriptors.from_dict(data)
+        except (KeyError, TypeError):
             return None
 
     def put(self, content_hash: str, d: Descriptors) -> None:
         """Store descriptors atomically."""
-        atomic_write_json(self.path_for(content_hash), d.to_dict())
+        self.files.put(content_hash, d.to_dict())
 
     def describe(self, content_hash: str, path: str | Path) -> Descriptors:
         """Cached descriptors, computing and storing them on a miss."""
@@ -352,15 +363,13 @@ def descriptor_table(
         Called with ``(track_id, message)`` for files that cannot be
         analysed (they are left out of the table).
     workers : int
-        Files analysed at once (threads).
+        Files analysed at once (threads, :func:`audiosim.runners.thread_map`).
 
     Returns
     -------
     DataFrame
         Indexed by track id, columns :data:`COLUMNS`.
     """
-    from tqdm.auto import tqdm
-
     cache = DescriptorCache(home, cfg)
     rows: dict[int, dict] = {}
     todo = []
@@ -377,13 +386,12 @@ def descriptor_table(
         except audio.AudioError as e:
             return int(tid), str(e)
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for tid, d in tqdm(pool.map(one, todo), total=len(todo), desc="descriptors", unit="song",
-                           disable=not progress or not todo):
-            if isinstance(d, Descriptors):
-                rows[tid] = d.to_dict()
-            elif on_error is not None:
-                on_error(tid, d)
+    for tid, d in tqdm(thread_map(one, todo, max(1, workers)), total=len(todo), desc="descriptors", unit="song",
+                       disable=not progress or not todo):
+        if isinstance(d, Descriptors):
+            rows[tid] = d.to_dict()
+        elif on_error is not None:
+            on_error(tid, d)
     df = pd.DataFrame.from_dict(rows, orient="index", columns=list(COLUMNS))
     df.index.name = "id"
     return df.reindex([int(t) for t in tracks.index if int(t) in rows])

@@ -45,8 +45,8 @@ Groups
 :func:`group_songs` clusters songs with k-means on the descriptor scores
 (valence and arousal counted twice) joined with the first principal
 components of the song embeddings (``MoodConfig.embedding_weight`` of the
-total variance, 25 % by default: on the songbook, more embedding weight
-made groups follow timbre rather than mood). The number of groups is
+total variance: the embeddings carry timbre, so a large weight would make
+groups follow timbre rather than mood). The number of groups is
 chosen by silhouette score between ``min_groups`` (3) and ``max_groups``
 (8) unless given. Each group is named by the prototype nearest its mean
 valence and arousal and explained by its median descriptors.
@@ -63,6 +63,11 @@ import numpy as np
 import pandas as pd
 
 from audiosim.config import DescriptorConfig, MoodConfig, SimilarityConfig
+from audiosim.fingerprint.model import Encoder
+from audiosim.similarity.descriptors import descriptor_table
+from audiosim.similarity.model import load_similarity_model
+from audiosim.similarity.vectors import catalogue_vectors
+from audiosim.store.home import DataHome
 
 MOODS: tuple[str, ...] = ("energetic", "happy", "tense", "calm", "melancholic")
 
@@ -347,8 +352,8 @@ def _disambiguate(groups: pd.DataFrame, desc: pd.DataFrame, songs: pd.DataFrame)
 
 
 def catalogue_moods(
-    home: "str | Path | None" = None,
-    model=None,
+    home: "str | Path | DataHome | None" = None,
+    model: Encoder | None = None,
     cfg: MoodConfig = MoodConfig(),
     descriptor_cfg: DescriptorConfig = DescriptorConfig(),
     sim_cfg: SimilarityConfig = SimilarityConfig(),
@@ -360,6 +365,8 @@ def catalogue_moods(
 
     Descriptors (cached per file) are computed with ``workers`` threads;
     files that cannot be analysed are reported to ``on_error`` and left out.
+    ``model`` is the song-similarity encoder (default
+    :func:`~audiosim.similarity.model.load_similarity_model`).
 
     Returns
     -------
@@ -367,9 +374,6 @@ def catalogue_moods(
         The groups and the per-song table (catalogue columns ``title``,
         ``path`` joined with descriptors and the mood columns).
     """
-    from audiosim.similarity.descriptors import descriptor_table
-    from audiosim.similarity.vectors import catalogue_vectors, load_similarity_model
-
     model = model or load_similarity_model()
     table = catalogue_vectors(home, model, sim_cfg, progress=progress)
     desc = descriptor_table(table.tracks, home, descriptor_cfg, progress=progress, on_error=on_error, workers=workers)

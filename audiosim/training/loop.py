@@ -1,339 +1,59 @@
-"""Train the fingerprint encoder with triplet loss, in one readable file.
+"""Train the fingerprint encoder with triplet loss: the loop, top to bottom.
 
-Data: the clean waveforms of the training tracks (decoded once and cached in
-the data home) plus, per track, an aligned lossy-codec copy. Each step draws
-``batch_size`` random audible moments: the anchor is the clean segment, the
-positive the same moment read at a slightly different speed and position,
-possibly through the codec copy, then reverberated, mixed with noise,
-equalised and scaled. Negatives are mined inside the batch.
+:func:`train_from_tracks` is the entry point: it splits the tracks by track,
+loads their audio (:mod:`audiosim.training.data`) and calls
+:func:`train_encoder`, which builds the model, the batch sampler
+(:class:`~audiosim.training.data.Batcher` plus
+:func:`~audiosim.training.data.negative_mask`) and the validation set
+(:mod:`audiosim.training.validate`) and hands them to :func:`fit_triplets`.
 
-Validation embeds every segment of held-out tracks (never seen in training)
-at the index hop and asks, for degraded queries at random moments, whether
-the nearest segment is the right track at the right time, by SNR; and
-whether 1 s and 5 s clips are identified by offset-consistent voting.
+:func:`fit_triplets` is the loop itself, shared with the song-similarity
+encoder (:mod:`audiosim.similarity.song_training`), which supplies its own
+:class:`TripletTask`: each step draws a batch, embeds anchors and positives,
+mines triplets in the batch (:func:`~audiosim.training.triplet.mine_triplets`)
+and takes an AdamW step on a warm-up plus cosine schedule (:func:`lr_at`);
+every ``validate_every`` steps it validates and keeps the best checkpoint,
+every ``checkpoint_every`` steps it writes a running checkpoint to resume from.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
 import platform
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from audiosim.config import (
-    AugmentConfig,
-    DecodeConfig,
-    FeatureConfig,
-    ModelConfig,
-    TrainConfig,
-)
+from audiosim.config import AugmentConfig, FeatureConfig, ModelConfig, TrainConfig
 from audiosim.fingerprint.model import (
     Encoder,
     load_checkpoint,
     load_encoder,
     save_encoder,
 )
-from audiosim.match.voting import vote
-from audiosim.signal import audio, augment, features
-from audiosim.store.atomic import atomic_save_npy, atomic_write_bytes
+from audiosim.signal import features
+from audiosim.training.data import (
+    AudioSet,
+    Batcher,
+    TrackRef,
+    load_audio_set,
+    load_noise_bank,
+    negative_mask,
+    split_tracks,
+    write_split,
+)
 from audiosim.training.triplet import mine_triplets
+from audiosim.training.validate import build_validation, validate
 
-CODECS = ("mp3", "opus", "vorbis")
-
-
-@dataclass(frozen=True)
-class TrackRef:
-    """A track to train or validate on."""
-
-    path: str
-    content_hash: str
-    name: str = ""
-
-
-def split_tracks(tracks: Sequence[TrackRef], val_fraction: float, seed: int = 0) -> tuple[list[TrackRef], list[TrackRef]]:
-    """Deterministic track-level split by content hash.
-
-    A track's side depends only on its hash and ``seed``, so the split is
-    stable when tracks are added, and a track never moves between sides.
-    """
-    train, val = [], []
-    for t in tracks:
-        h = int(hashlib.sha256(f"{seed}:{t.content_hash}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-        (val if h < val_fraction else train).append(t)
-    return train, val
-
-
-@dataclass
-class AudioSet:
-    """Tracks concatenated into one tensor (and an aligned codec copy)."""
-
-    clean: torch.Tensor
-    coded: torch.Tensor
-    starts: np.ndarray
-    lengths: np.ndarray
-    names: list[str]
-    audible: list[np.ndarray] = field(default_factory=list)
-    """Per track, start samples of audible 0.25 s blocks."""
-    sample_rate: int = 8000
-
-    @property
-    def hours(self) -> float:
-        """Total duration (hours) at ``sample_rate``."""
-        return float(self.lengths.sum()) / self.sample_rate / 3600
-
-
-def _cached(path: Path, make: Callable[[], np.ndarray]) -> np.ndarray:
-    if path.is_file():
-        return np.load(path).astype(np.float32)
-    x = make()
-    atomic_save_npy(path, x.astype(np.float16))
-    return x
-
-
-def load_audio_set(
-    tracks: Sequence[TrackRef],
-    config: FeatureConfig,
-    cache_dir: Path,
-    decode: DecodeConfig = DecodeConfig(),
-    progress: bool = True,
-) -> AudioSet:
-    """Decode (or read from ``cache_dir``) every track and its codec copy.
-
-    Tracks that fail to decode are skipped with a message naming the file.
-    """
-    sr = config.sample_rate
-    clean, coded, names, lengths, audible = [], [], [], [], []
-    for t in tqdm(tracks, desc="loading audio", unit="track", disable=not progress):
-        try:
-            x = _cached(cache_dir / f"{t.content_hash}.npy", lambda: audio.load(t.path, sr, decode))
-        except audio.AudioError as e:
-            tqdm.write(f"skipped: {e}")
-            continue
-        codec = CODECS[int(t.content_hash[:8], 16) % len(CODECS)]
-        y = _cached(cache_dir / f"{t.content_hash}.{codec}.npy", lambda: augment.lossy_copy(x, sr, codec))
-        block = sr // 4
-        n_blocks = len(x) // block
-        rms_db = 10 * np.log10((x[: n_blocks * block].reshape(n_blocks, block) ** 2).mean(1) + 1e-12)
-        audible.append(np.flatnonzero(rms_db > config.silence_db) * block)
-        clean.append(torch.from_numpy(x))
-        coded.append(torch.from_numpy(y))
-        names.append(t.name or Path(t.path).name)
-        lengths.append(len(x))
-    lengths_a = np.array(lengths, dtype=np.int64)
-    starts = np.concatenate([[0], np.cumsum(lengths_a)[:-1]]).astype(np.int64) if lengths else np.zeros(0, np.int64)
-    return AudioSet(
-        torch.cat(clean) if clean else torch.zeros(0),
-        torch.cat(coded) if coded else torch.zeros(0),
-        starts,
-        lengths_a,
-        names,
-        audible,
-        sr,
-    )
-
-
-# Samples of context read before each positive (it feeds the reverb tail).
-def _context(config: FeatureConfig) -> int:
-    return config.sample_rate // 2
-
-
-def sample_moments(
-    data: AudioSet, n: int, before: int, after: int, g: torch.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Random (track, sample offset) pairs at audible moments, with room for
-    ``before`` samples before and ``after`` samples after each."""
-    weights = np.array([len(a) for a in data.audible], dtype=np.float64)
-    rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,), generator=g)))
-    tr = rng.choice(len(weights), size=n, p=weights / weights.sum())
-    pick = (rng.random(n) * weights[tr]).astype(np.int64)
-    jitter = rng.integers(0, data.sample_rate // 4, n)
-    pos = np.array([data.audible[t][i] for t, i in zip(tr, pick)], dtype=np.int64) + jitter
-    pos = np.clip(pos, before, np.maximum(data.lengths[tr] - after, before))
-    return tr, pos
-
-
-class Batcher:
-    """Draws (anchor, positive) log-mel segment pairs from an :class:`AudioSet`."""
-
-    def __init__(self, data: AudioSet, features_cfg: FeatureConfig, augment_cfg: AugmentConfig, noise_bank=None):
-        self.data = data
-        self.f = features_cfg
-        self.a = augment_cfg
-        self.degrader = augment.Degrader(augment_cfg, features_cfg.sample_rate, noise_bank)
-        self.ctx = _context(features_cfg)
-        if not any(len(a) for a in data.audible):
-            raise ValueError("no audible audio to train on")
-
-    def waves(
-        self, n: int, seconds: float, g: torch.Generator, snr_db: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, np.ndarray]:
-        """Clean and degraded windows of ``seconds`` at random moments.
-
-        Returns clean (n, S), degraded (n, S), track index (n,), start time (s, n).
-        """
-        f, a = self.f, self.a
-        sr = f.sample_rate
-        length = int(round(seconds * sr))
-        margin = int(a.max_shift_seconds * sr) + 2
-        before = int(self.ctx * a.speed[1]) + margin
-        tr, pos = sample_moments(self.data, n, before, int(length * a.speed[1]) + margin, g)
-        gpos = torch.from_numpy(self.data.starts[tr] + pos)
-        clean = augment.gather_resampled(self.data.clean, gpos.double(), torch.ones(n), length)
-        rates = augment.speed_factors(n, a, g)
-        start = gpos.double() + augment.shifts(n, a, sr, g).double() - rates.double() * self.ctx
-        use_codec = torch.rand(n, generator=g) < a.p_codec
-        raw = torch.where(
-            use_codec[:, None],
-            augment.gather_resampled(self.data.coded, start, rates, self.ctx + length),
-            augment.gather_resampled(self.data.clean, start, rates, self.ctx + length),
-        )
-        music = augment.gather_resampled(
-            self.data.clean, torch.from_numpy(self.data.starts[tr] + pos).double().roll(7), torch.ones(n), self.ctx + length
-        )
-        degraded = self.degrader(raw, length, g, snr_db=snr_db, music=music)
-        return clean, degraded, tr, pos / sr
-
-    def pairs(self, n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, np.ndarray]:
-        """Anchor and positive log-mel segments ``(n, n_mels, segment_frames)``."""
-        clean, degraded, tr, t = self.waves(n, self.f.segment_samples / self.f.sample_rate, g)
-        return features.log_mel(clean, self.f), features.log_mel(degraded, self.f), tr, t
-
-
-def negative_mask(
-    tracks: np.ndarray,
-    times: np.ndarray,
-    min_seconds: float,
-    anchors: torch.Tensor | None = None,
-    max_similarity: float = 1.0,
-    max_lag: int = 0,
-) -> torch.Tensor:
-    """``mask[i, j]``: item ``j`` may be a negative for anchor ``i``.
-
-    It may unless it is the same track less than ``min_seconds`` away, or,
-    given the clean ``anchors`` and ``max_similarity < 1``, its clean content
-    correlates with anchor ``i`` above ``max_similarity`` at some shift up to
-    ``max_lag`` frames (a repeat of the same passage is not a negative).
-    """
-    same = tracks[:, None] == tracks[None, :]
-    near = np.abs(times[:, None] - times[None, :]) < min_seconds
-    mask = torch.from_numpy(~(same & near))
-    if anchors is not None and max_similarity < 1.0:
-        with torch.no_grad():
-            mask &= features.shifted_similarity(anchors, max_lag) <= max_similarity
-    return mask
-
-
-@dataclass
-class ValidationSet:
-    """Fixed, seeded queries against every segment of the validation tracks."""
-
-    index_emb_tracks: np.ndarray
-    index_times: np.ndarray
-    index_segments: torch.Tensor
-    queries: dict[str, tuple[torch.Tensor, np.ndarray, np.ndarray, np.ndarray]]
-    """name -> (log-mel windows, track, start time, segment hop in frames)."""
-
-
-def build_validation(
-    data: AudioSet,
-    features_cfg: FeatureConfig,
-    augment_cfg: AugmentConfig,
-    n_queries: int = 400,
-    index_hop_seconds: float = 0.5,
-    seed: int = 1234,
-) -> ValidationSet:
-    """Index segments of every validation track and fixed degraded queries."""
-    f = features_cfg
-    hop = features.seconds_to_frames(index_hop_seconds, f)
-    segs, trk, tms = [], [], []
-    with torch.inference_mode():
-        for i in range(len(data.names)):
-            x = data.clean[data.starts[i] : data.starts[i] + data.lengths[i]]
-            lm = features.log_mel(x, f)
-            starts = features.audible_segments(lm, hop, f)
-            segs.append(features.segments(lm, starts, f).half())
-            trk.append(np.full(len(starts), i))
-            tms.append(starts / f.frames_per_second)
-    batcher = Batcher(data, f, augment_cfg)
-    g = torch.Generator().manual_seed(seed)
-    queries = {}
-    conditions = [("clean", 1, None), *[(f"{s}dB", 1, float(s)) for s in (0, 5, 10, 20)], ("mixed-1s", 1, -1.0), ("mixed-5s", 5, -1.0)]
-    for name, seconds, snr in conditions:
-        clip_seconds = f.segment_samples / f.sample_rate if seconds == 1 else float(seconds)
-        if name == "clean":
-            clean, _, tr, t = batcher.waves(n_queries, clip_seconds, g)
-            wav = clean
-        else:
-            snr_t = None if snr == -1.0 else torch.full((n_queries,), snr)
-            _, wav, tr, t = batcher.waves(n_queries, clip_seconds, g, snr_db=snr_t)
-        with torch.inference_mode():
-            queries[name] = (features.log_mel(wav, f).half(), tr, t)
-    return ValidationSet(np.concatenate(trk), np.concatenate(tms), torch.cat(segs), queries)
-
-
-@torch.inference_mode()
-def validate(model: Encoder, val: ValidationSet, query_hop_frames: int = 8, k: int = 5) -> dict[str, float]:
-    """Top-1 hit rates on the validation set.
-
-    For each condition ``name``: ``name`` is the share of queries whose answer
-    is the right track, ``name@offset`` the share that also place it within
-    0.5 s of the true position, and ``name@passage`` the share at the true
-    position or at a repeat of the same passage (game music loops: its clean
-    log-mel correlates above 0.85 with the true one at some shift up to
-    0.25 s), which is not really an error.
-    Segment conditions (``clean``, ``0dB`` ...) answer with the nearest
-    indexed segment; clip conditions (``mixed-1s``, ``mixed-5s``) by
-    offset-consistent voting over the clip's segments.
-    """
-    f = model.features
-    index = model.embed(val.index_segments.float())
-    out: dict[str, float] = {}
-    for name, (lm, tr, t) in val.queries.items():
-        lm = lm.float()
-        starts = features.segment_starts(lm.shape[-1], query_hop_frames, f)
-        segs = lm[:, :, starts[:, None] + np.arange(f.segment_frames)].permute(0, 2, 1, 3)  # (n, s, mels, frames)
-        n, s = segs.shape[:2]
-        emb = model.embed(segs.reshape(n * s, f.n_mels, f.segment_frames))
-        top_s, top_i = (emb @ index.T).topk(k, dim=1)
-        top_s = top_s.reshape(n, s, k).numpy()
-        top_i = top_i.reshape(n, s, k).numpy()
-        q_times = starts / f.frames_per_second
-        track_hits = offset_hits = passage_hits = 0
-        for j in range(n):
-            if s == 1:
-                best_t, best_off = val.index_emb_tracks[top_i[j, 0, 0]], val.index_times[top_i[j, 0, 0]]
-            else:
-                cands = vote(q_times, val.index_emb_tracks[top_i[j]], val.index_times[top_i[j]], top_s[j])
-                best_t, best_off = (cands[0].track, cands[0].offset) if cands else (-1, 0.0)
-            right_track = best_t == tr[j]
-            right_offset = right_track and abs(best_off - t[j]) <= 0.5
-            track_hits += int(right_track)
-            offset_hits += int(right_offset)
-            passage_hits += int(right_offset or (right_track and _same_passage(val, tr[j], t[j], best_off, f)))
-        out[name] = track_hits / n
-        out[f"{name}@offset"] = offset_hits / n
-        out[f"{name}@passage"] = passage_hits / n
-    return out
-
-
-def _same_passage(val: ValidationSet, track: int, t: float, offset: float, f: FeatureConfig,
-                  min_similarity: float = 0.85) -> bool:
-    """Whether the clean audio of ``track`` at ``offset`` repeats the passage at ``t``."""
-    rows = np.flatnonzero(val.index_emb_tracks == track)
-    times = val.index_times[rows]
-    a, b = rows[np.abs(times - t).argmin()], rows[np.abs(times - offset).argmin()]
-    pair = val.index_segments[[a, b]].float()
-    lag = features.seconds_to_frames(0.25, f)
-    return bool(features.shifted_similarity(pair, lag)[0, 1] > min_similarity)
+# --------------------------------------------------------------------------
+# Schedules
+# --------------------------------------------------------------------------
 
 
 def lr_at(step: int, cfg: TrainConfig, warmup: int = 200) -> float:
@@ -351,64 +71,16 @@ def mining_at(step: int, cfg: TrainConfig) -> str:
     return cfg.mining
 
 
-def train_encoder(
-    train_data: AudioSet,
-    val_data: AudioSet,
-    out: Path,
-    features_cfg: FeatureConfig = FeatureConfig(),
-    model_cfg: ModelConfig = ModelConfig(),
-    augment_cfg: AugmentConfig = AugmentConfig(),
-    cfg: TrainConfig = TrainConfig(),
-    card: dict | None = None,
-    resume: bool = True,
-    noise_bank: torch.Tensor | None = None,
-    progress: bool = True,
-    log: Callable[[str], None] = print,
-) -> dict:
-    """Train, validate, checkpoint; keep the best model at ``out``.
+def _replan(cfg: TrainConfig, step: int, seconds: float, max_minutes: float) -> TrainConfig:
+    """``cfg`` with fewer steps if the pace so far (``seconds`` for ``step``
+    steps) would overrun ``max_minutes``; never more steps."""
+    fit = step + int((max_minutes * 60 - seconds) / (seconds / step))
+    return replace(cfg, steps=max(fit, step + 1)) if fit < cfg.steps else cfg
 
-    A running checkpoint ``<out>.last.pt`` (model, optimiser, step, RNG,
-    history) is written every ``cfg.checkpoint_every`` steps; with ``resume``
-    a rerun continues from it. The best validation score (mean of the
-    ``mixed-1s`` and ``mixed-5s`` hit rates) is saved at ``out`` with a card.
 
-    Returns
-    -------
-    dict
-        The card of the best model (configs, history, metrics).
-    """
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    g = torch.Generator().manual_seed(cfg.seed)
-    model = Encoder(model_cfg, features_cfg)
-    max_lag = features.seconds_to_frames(augment_cfg.max_shift_seconds, features_cfg)
-    batcher = Batcher(train_data, features_cfg, augment_cfg, noise_bank)
-    log("building validation set ...")
-    val = build_validation(val_data, features_cfg, augment_cfg, index_hop_seconds=0.5)
-    base_card = dict(card or {})
-    base_card.update(
-        train_config=cfg.to_dict(),
-        augment_config=augment_cfg.to_dict(),
-        train_tracks=len(train_data.names),
-        train_hours=round(float(train_data.lengths.sum()) / features_cfg.sample_rate / 3600, 2),
-        val_tracks=len(val_data.names),
-        val_hours=round(float(val_data.lengths.sum()) / features_cfg.sample_rate / 3600, 2),
-        hardware=f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
-    )
-
-    def sample(n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        anchors, positives, tr, t = batcher.pairs(n, g)
-        allowed = negative_mask(tr, t, cfg.negative_min_seconds, anchors, cfg.negative_max_similarity, max_lag)
-        return anchors, positives, allowed
-
-    def start_from(m: Encoder) -> None:
-        m.load_state_dict(load_encoder(cfg.init_from, features_cfg).state_dict())
-        log(f"starting from the weights of {cfg.init_from}")
-
-    task = TripletTask(sample, lambda m: validate(m, val), lambda v: (v["mixed-1s"] + v["mixed-5s"]) / 2)
-    return fit_triplets(model, task, out, cfg, g, base_card, resume=resume,
-                        init=start_from if cfg.init_from else None, progress=progress, log=log)
+# --------------------------------------------------------------------------
+# The loop
+# --------------------------------------------------------------------------
 
 
 @dataclass
@@ -424,13 +96,6 @@ class TripletTask:
     """Selection score of the metrics; the checkpoint with the highest is kept."""
     record_as: str = "validation"
     """Card key of the kept checkpoint's metrics."""
-
-
-def _replan(cfg: TrainConfig, step: int, seconds: float, max_minutes: float) -> TrainConfig:
-    """``cfg`` with fewer steps if the pace so far (``seconds`` for ``step``
-    steps) would overrun ``max_minutes``; never more steps."""
-    fit = step + int((max_minutes * 60 - seconds) / (seconds / step))
-    return replace(cfg, steps=max(fit, step + 1)) if fit < cfg.steps else cfg
 
 
 def fit_triplets(
@@ -539,46 +204,69 @@ def fit_triplets(
     return final
 
 
-def load_noise_bank(paths: Sequence[str | Path], sample_rate: int, max_seconds: float = 1800.0) -> torch.Tensor:
-    """Concatenate environmental recordings (each scaled to unit RMS) for use
-    as background noise. Unreadable files are skipped."""
-    parts, total = [], 0
-    for p in paths:
-        try:
-            x = audio.load(p, sample_rate, DecodeConfig(min_seconds=0.2))
-        except audio.AudioError:
-            continue
-        x = x / max(float(np.sqrt((x**2).mean())), 1e-6)
-        parts.append(torch.from_numpy(x.astype(np.float32)))
-        total += len(x)
-        if total > max_seconds * sample_rate:
-            break
-    return torch.cat(parts) if parts else torch.zeros(0)
+# --------------------------------------------------------------------------
+# The fingerprint encoder
+# --------------------------------------------------------------------------
 
 
-def track_refs(paths: Sequence[str | Path]) -> list[TrackRef]:
-    """Hash each file into a :class:`TrackRef` (unreadable files are skipped)."""
-    refs = []
-    for p in paths:
-        try:
-            refs.append(TrackRef(str(p), audio.content_hash(p), _display_name(Path(p))))
-        except audio.AudioError as e:
-            print(f"skipped: {e}")
-    return refs
+def train_encoder(
+    train_data: AudioSet,
+    val_data: AudioSet,
+    out: Path,
+    features_cfg: FeatureConfig = FeatureConfig(),
+    model_cfg: ModelConfig = ModelConfig(),
+    augment_cfg: AugmentConfig = AugmentConfig(),
+    cfg: TrainConfig = TrainConfig(),
+    card: dict | None = None,
+    resume: bool = True,
+    noise_bank: torch.Tensor | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Train, validate, checkpoint; keep the best model at ``out``.
 
+    A running checkpoint ``<out>.last.pt`` (model, optimiser, step, RNG,
+    history) is written every ``cfg.checkpoint_every`` steps; with ``resume``
+    a rerun continues from it. The best validation score (mean of the
+    ``mixed-1s`` and ``mixed-5s`` hit rates) is saved at ``out`` with a card.
 
-def _display_name(p: Path) -> str:
-    # Debian soundtrack paths are deep and generic (.../song.ogg): keep the parents.
-    return "/".join(p.parts[-3:])
+    Returns
+    -------
+    dict
+        The card of the best model (configs, history, metrics).
+    """
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    g = torch.Generator().manual_seed(cfg.seed)
+    model = Encoder(model_cfg, features_cfg)
+    max_lag = features.seconds_to_frames(augment_cfg.max_shift_seconds, features_cfg)
+    batcher = Batcher(train_data, features_cfg, augment_cfg, noise_bank)
+    log("building validation set ...")
+    val = build_validation(val_data, features_cfg, augment_cfg, index_hop_seconds=0.5)
+    base_card = dict(card or {})
+    base_card.update(
+        train_config=cfg.to_dict(),
+        augment_config=augment_cfg.to_dict(),
+        train_tracks=len(train_data.names),
+        train_hours=round(float(train_data.lengths.sum()) / features_cfg.sample_rate / 3600, 2),
+        val_tracks=len(val_data.names),
+        val_hours=round(float(val_data.lengths.sum()) / features_cfg.sample_rate / 3600, 2),
+        hardware=f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
+    )
 
+    def sample(n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        anchors, positives, tr, t = batcher.pairs(n, g)
+        allowed = negative_mask(tr, t, cfg.negative_min_seconds, anchors, cfg.negative_max_similarity, max_lag)
+        return anchors, positives, allowed
 
-def write_split(path: Path, train: Sequence[TrackRef], val: Sequence[TrackRef]) -> None:
-    """Record which tracks were trained on and which held out (names and hashes)."""
-    doc = {
-        "train": [{"name": t.name, "content_hash": t.content_hash} for t in train],
-        "validation": [{"name": t.name, "content_hash": t.content_hash} for t in val],
-    }
-    atomic_write_bytes(path, (json.dumps(doc, indent=1) + "\n").encode())
+    def start_from(m: Encoder) -> None:
+        m.load_state_dict(load_encoder(cfg.init_from, features_cfg).state_dict())
+        log(f"starting from the weights of {cfg.init_from}")
+
+    task = TripletTask(sample, lambda m: validate(m, val), lambda v: (v["mixed-1s"] + v["mixed-5s"]) / 2)
+    return fit_triplets(model, task, out, cfg, g, base_card, resume=resume,
+                        init=start_from if cfg.init_from else None, progress=progress, log=log)
 
 
 def train_from_tracks(
@@ -621,17 +309,3 @@ def train_from_tracks(
         train_set, val_set, out, features_cfg, model_cfg, augment_cfg, cfg, card,
         resume=resume, noise_bank=bank, progress=progress, log=log,
     )
-
-
-def catalogue_tracks(home: "str | Path | None" = None) -> list[TrackRef]:
-    """The ok tracks of a data home's catalogue as :class:`TrackRef` s."""
-    from audiosim.store.catalog import Catalog
-    from audiosim.store.home import DataHome
-
-    h = DataHome.resolve(home)
-    with Catalog(h.catalog_path, create=False) as cat:
-        return [
-            TrackRef(t.path, t.content_hash, t.title or Path(t.path).stem)
-            for t in cat.iter_tracks(status="ok")
-            if t.content_hash
-        ]

@@ -30,11 +30,15 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from audiosim.config import AugmentConfig, TrainConfig
+from audiosim.fingerprint.model import load_encoder
 from audiosim.store.atomic import atomic_open
 from audiosim.store.home import DataHome
+from audiosim.training.data import catalogue_track_refs, load_audio_set, split_tracks
+from audiosim.training.validate import build_validation, validate
 
 SCORE_KEYS = ("mixed-1s", "mixed-5s")
-"""Validation hit rates whose mean is a model's score (as in :mod:`audiosim.training.loop`)."""
+"""Validation hit rates whose mean is a model's score (as in :func:`audiosim.training.loop.train_encoder`)."""
 
 
 def candidate_path(models_dir: str | Path, today: _dt.date | None = None) -> Path:
@@ -71,7 +75,7 @@ def score_models(candidate: str | Path, current: str | Path | None, home: str | 
     """Score the candidate and the current model on the same held-out tracks.
 
     The held-out tracks are the validation side of the catalogue's
-    track-level split (:func:`audiosim.training.loop.split_tracks`, the same split
+    track-level split (:func:`audiosim.training.data.split_tracks`, the same split
     the candidate was trained with), so the candidate never saw them. The
     current model may have (it was trained on another catalogue or split),
     which can only flatter it: a candidate is promoted only when it wins
@@ -94,31 +98,28 @@ def score_models(candidate: str | Path, current: str | Path | None, home: str | 
         ``method``, ``candidate_score``, ``current_score`` and the scores
         in the cards, ``candidate_card_score`` and ``current_card_score``.
     """
-    from audiosim.config import AugmentConfig, TrainConfig
-    from audiosim.fingerprint.model import load_encoder
-    from audiosim.training import loop as T
-
     cand = load_encoder(candidate)
     cur = load_encoder(current) if current and Path(current).is_file() else None
     out: dict[str, Any] = {
         "candidate": str(candidate), "current": str(current) if cur is not None else None,
-        "candidate_card_score": validation_score(cand.card.get("validation")),
-        "current_card_score": validation_score(cur.card.get("validation")) if cur is not None else None,
+        "candidate_card_score": validation_score(cand.identity.card.get("validation")),
+        "current_card_score": validation_score(cur.identity.card.get("validation")) if cur is not None else None,
     }
-    cfg = TrainConfig.from_dict(cand.card["train_config"]) if "train_config" in cand.card else TrainConfig()
+    card = cand.identity.card
+    cfg = TrainConfig.from_dict(card["train_config"]) if "train_config" in card else TrainConfig()
     dh = DataHome.resolve(home)
     try:
-        tracks = T.catalogue_tracks(dh.root)
+        tracks = catalogue_track_refs(dh.root)
     except FileNotFoundError:  # no catalogue yet
         tracks = []
-    _, held_out = T.split_tracks(tracks, cfg.val_fraction, cfg.seed)
-    val_set = T.load_audio_set(held_out, cand.features, dh.cache_dir / f"wave-{cand.features.sample_rate}",
-                               progress=False) if held_out else None
+    _, held_out = split_tracks(tracks, cfg.val_fraction, cfg.seed)
+    val_set = load_audio_set(held_out, cand.features, dh.cache_dir / f"wave-{cand.features.sample_rate}",
+                             progress=False) if held_out else None
     if val_set is not None and len(val_set.names):
-        val = T.build_validation(val_set, cand.features, AugmentConfig(), index_hop_seconds=0.5)
+        val = build_validation(val_set, cand.features, AugmentConfig(), index_hop_seconds=0.5)
         out["method"] = f"head-to-head on {len(val_set.names)} held-out catalogue tracks"
-        out["candidate_score"] = validation_score(T.validate(cand, val))
-        out["current_score"] = validation_score(T.validate(cur, val)) if cur is not None else None
+        out["candidate_score"] = validation_score(validate(cand, val))
+        out["current_score"] = validation_score(validate(cur, val)) if cur is not None else None
     else:
         out["method"] = "validation scores recorded in the model cards"
         out["candidate_score"], out["current_score"] = out["candidate_card_score"], out["current_card_score"]

@@ -176,7 +176,7 @@ def check_index(home, rows: dict) -> None:
     stray = {p.name.split(".")[0] for p in home.index_dir.glob("shard-*")} - listed
     assert not stray, f"shard files no manifest lists: {sorted(stray)}"
     assert not list(home.index_dir.glob(".*.tmp")), "temporary files left in the index"
-    with Index.open(home.index_dir) as index:
+    with Index.open(home) as index:
         assert index.live_tracks() == expected
 
 
@@ -218,9 +218,9 @@ def test_ingest_during_index_compaction(prefect_harness: str, tmp_path: Path, mu
     model = _random_model(tmp_path / "model.pt")
     # An index of two shards: songs 1-2, then song 3.
     ingest_many(music[:2], home)
-    assert ix.update(home, model, calibrate=False).shards == 1
+    assert ix.update(home, model).shards == 1
     ingest_many(music[2:3], home)
-    assert ix.update(home, model, calibrate=False).shards == 2
+    assert ix.update(home, model).shards == 2
     # Song 1 changes content (its old vectors must stop matching); songs 4-6 are new.
     other = write_songbook(tmp_path / "other", n=1, seconds=6, seed=7)[0]
     shutil.copyfile(other, music[0])
@@ -242,7 +242,7 @@ def test_ingest_during_index_compaction(prefect_harness: str, tmp_path: Path, mu
         assert out[role]["start"] < out["ingest"]["end"] and out["ingest"]["start"] < out[role]["end"]
 
     rows = check_catalogue(home, music)
-    final = ix.update(home, model, calibrate=False)  # whatever the race left for later
+    final = ix.update(home, model)  # whatever the race left for later
     check_index(home, rows)
     compacted = ix.compact(home)
     assert compacted.shards == 1

@@ -152,7 +152,7 @@ def test_dask_built_index_answers_like_a_single_process_one(prefect_harness: str
     from index_support import CFG, answers, clips_of, make_home
 
     from audiosim.demo.songbook import write_songbook
-    from audiosim.index import writer as I
+    from audiosim.fingerprint import embed as I
     from flows.index import run_index
 
     songs = write_songbook(tmp_path / "songs", n=5, seconds=20.0, sample_rate=8000, seed=11)

@@ -10,8 +10,8 @@ through the API. Everything started is stopped at the end, also on failure.
 
 It is skipped only when the server cannot start for an environmental reason
 (no free port, nothing can listen), with the reason. Startup waits up to
-``$AUDIOSIM_TEST_SERVER_TIMEOUT`` seconds (default 600: database migrations
-take ~20 s on an idle 2-core machine, minutes on a saturated one).
+``$AUDIOSIM_TEST_SERVER_TIMEOUT`` seconds (default 600, generous because the
+server's database migrations are slow on a busy machine).
 
 The other tests check ``prefect.yaml`` and what ``audiosim serve`` builds from
 it, without a server.
@@ -116,6 +116,41 @@ def test_serve_builds_the_yaml_deployments(tmp_path: Path, monkeypatch: pytest.M
     assert [d.name for d in only] == ["nightly-compaction"]
     with pytest.raises(ValueError, match="unknown"):
         build_deployments(watch=[tmp_path], only=["nope"])
+
+
+def test_placeholders_fill_from_the_environment_as_prefect_deploy_does() -> None:
+    from flows.deploy import fill_env
+
+    env = {"W": "/music"}
+    assert fill_env({"paths": ["{{ $W }}"], "x": "a{{$W}}b", "n": 1}, env) == {"paths": ["/music"], "x": "a/musicb", "n": 1}
+    assert fill_env(["{{ $UNSET }}"], env) == ["{{ $UNSET }}"]  # left as is, as prefect deploy leaves it
+
+
+def test_schedules_and_limits_from_the_yaml_use_public_prefect_classes() -> None:
+    import datetime as dt
+
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig
+    from prefect.schedules import Schedule
+
+    from flows.deploy import concurrency_from_config, schedule_from_config
+
+    every = schedule_from_config({"interval": 900, "slug": "s", "anchor_date": "2024-01-01T00:30:00+00:00"})
+    assert isinstance(every, Schedule) and every.interval == dt.timedelta(seconds=900)
+    assert every.anchor_date == dt.datetime(2024, 1, 1, 0, 30, tzinfo=dt.timezone.utc)
+    assert schedule_from_config({"cron": "0 4 * * 0", "timezone": "UTC"}).cron == "0 4 * * 0"
+    with pytest.raises(ValueError, match="cron or interval"):
+        schedule_from_config({"slug": "nothing"})
+    assert concurrency_from_config(1) == 1
+    assert isinstance(concurrency_from_config({"limit": 1, "collision_strategy": "CANCEL_NEW"}), ConcurrencyLimitConfig)
+
+
+def test_deploy_module_uses_no_private_prefect_module() -> None:
+    import re
+
+    source = (ROOT / "flows" / "deploy.py").read_text()
+    modules = re.findall(r"^\s*(?:from|import) (prefect[\w.]*)", source, flags=re.M)
+    assert modules and not [m for m in modules if any(part.startswith("_") for part in m.split("."))], modules
+    assert "sys.path" not in source
 
 
 # --------------------------------------------------------------------------
@@ -383,6 +418,21 @@ def test_audiosim_serve_runs_the_deployments(prefect_server, tmp_path: Path) -> 
     assert (home.index_dir / "manifest.json").is_file()
 
 
+def test_cli_serve_list_works_before_a_folder_is_watched(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from audiosim.cli.main import main
+
+    monkeypatch.delenv("AUDIOSIM_WATCH", raising=False)
+    assert main(["serve", "--list"]) == 0
+    out, err = capsys.readouterr()
+    assert "pipeline/ingest-and-index: every 15 min" in out and "{{ $AUDIOSIM_WATCH }}" in out
+    assert "ingest-and-index: parameter(s) paths not set yet (pass --watch DIR or set AUDIOSIM_WATCH)" in err
+    assert main(["serve", "--list", "--only", "nightly-compaction"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("index/nightly-compaction: cron '30 3 * * *'") and out.count("\n") == 1 and not err
+    assert main(["serve", "--list", "--only", "nope"]) == 2
+    assert "unknown deployment" in capsys.readouterr().err
+
+
 def test_cli_serve_list_and_usage_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     from audiosim.cli.main import main
 
@@ -393,7 +443,7 @@ def test_cli_serve_list_and_usage_errors(tmp_path: Path, monkeypatch: pytest.Mon
     assert '"workers": 2' in out and str((tmp_path / "h").resolve()) in out
     assert "index/nightly-compaction: cron '30 3 * * *'" in out
     assert "playlist-report/on-demand: on demand" in out
-    assert main(["serve", "--list"]) == 2  # no watched folder
+    assert main(["serve"]) == 2  # serving needs a watched folder
     assert "--watch" in capsys.readouterr().err
     assert main(["serve", "--list", "--watch", str(tmp_path / "nope")]) == 2
     assert main(["serve", "--list", "--watch", str(tmp_path), "--workers", "0"]) == 2

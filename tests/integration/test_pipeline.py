@@ -1,4 +1,4 @@
-"""The pipeline flow (ingest -> [retrain] -> index -> [report]) and the retrain decision.
+"""The pipeline flow (ingest -> [retrain] -> index -> [report]) and its retrain decision.
 
 The pipeline runs in this process against the session's Prefect test server,
 with an untrained encoder (indexing needs one; match quality is not tested
@@ -7,13 +7,11 @@ here) and without threshold calibration, to stay quick.
 
 from __future__ import annotations
 
-import datetime as dt
 import shutil
 from pathlib import Path
 
 import pytest
 
-from audiosim.training import retrain as R
 from flows import pipeline as P
 
 
@@ -93,7 +91,7 @@ def test_report_stage_runs_only_with_a_playlist(prefect_harness: str, tmp_path: 
 @pytest.mark.timeout(1200)
 def test_pipeline_with_a_playlist_writes_the_report(prefect_harness: str, tmp_path: Path, home) -> None:
     from audiosim.demo.songbook import write_songbook
-    from audiosim.similarity.vectors import DEFAULT_SIMILARITY_MODEL
+    from audiosim.similarity.model import DEFAULT_SIMILARITY_MODEL
 
     if not DEFAULT_SIMILARITY_MODEL.is_file():
         pytest.skip(f"the report needs the song-similarity model {DEFAULT_SIMILARITY_MODEL}")
@@ -108,23 +106,6 @@ def test_pipeline_with_a_playlist_writes_the_report(prefect_harness: str, tmp_pa
 # --------------------------------------------------------------------------
 # Retrain: promote only a better model
 # --------------------------------------------------------------------------
-
-
-def test_candidate_path_is_one_per_iso_week(tmp_path: Path) -> None:
-    assert R.candidate_path(tmp_path, dt.date(2026, 11, 23)) == tmp_path / "candidates" / "fingerprint-2026-W48.pt"
-    assert R.candidate_path(tmp_path, dt.date(2027, 1, 1)).name == "fingerprint-2026-W53.pt"
-
-
-def test_is_better_and_scores() -> None:
-    assert R.validation_score({"mixed-1s": 0.5, "mixed-5s": 0.9}) == pytest.approx(0.7)
-    assert R.validation_score({"mixed-1s": 0.5}) is None
-    assert R.validation_score(None) is None
-    assert R.is_better(0.8, 0.7)
-    assert not R.is_better(0.7, 0.7)
-    assert not R.is_better(0.75, 0.7, min_gain=0.1)
-    assert R.is_better(0.1, None)  # nothing to lose
-    assert not R.is_better(None, 0.1)
-    assert not R.is_better(None, None)
 
 
 def test_promote_replaces_model_and_card_atomically(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import torch
 from audiosim.config import FeatureConfig
 from audiosim.demo import songbook
 from audiosim.demo.songbook import (
-    MOODS,
+    SONGBOOK_MOODS,
     SongSpec,
     render,
     songbook_specs,
@@ -78,27 +78,27 @@ def test_specs_are_deterministic_unique_and_seeded():
 @pytest.mark.parametrize("n", [5, 7, 20, 23])
 def test_moods_are_balanced(n):
     counts = Counter(s.mood for s in songbook_specs(n=n))
-    assert set(counts) <= set(MOODS)
-    assert max(counts.values()) - min(counts.get(m, 0) for m in MOODS) <= 1
+    assert set(counts) <= set(SONGBOOK_MOODS)
+    assert max(counts.values()) - min(counts.get(m, 0) for m in SONGBOOK_MOODS) <= 1
     assert sum(counts.values()) == n
 
 
 def test_moods_are_built_into_the_parameters():
     specs = songbook_specs(n=40)
-    by = {m: [s for s in specs if s.mood == m] for m in MOODS}
-    tempo = {m: [s.tempo_bpm for s in by[m]] for m in MOODS}
-    loud = {m: [s.loudness_db for s in by[m]] for m in MOODS}
+    by = {m: [s for s in specs if s.mood == m] for m in SONGBOOK_MOODS}
+    tempo = {m: [s.tempo_bpm for s in by[m]] for m in SONGBOOK_MOODS}
+    loud = {m: [s.loudness_db for s in by[m]] for m in SONGBOOK_MOODS}
     assert min(tempo["energetic"]) > max(tempo["happy"]) > max(tempo["calm"])
     assert min(tempo["happy"]) > max(tempo["melancholic"])
     assert min(loud["energetic"]) > max(loud["calm"]) + 10
     assert min(loud["tense"]) > max(loud["melancholic"])
     assert {s.mode for m in ("energetic", "happy", "calm") for s in by[m]} == {"major"}
     assert {s.mode for m in ("melancholic", "tense") for s in by[m]} == {"minor"}
-    assert min(s.dissonance for s in by["tense"]) > max(s.dissonance for m in MOODS if m != "tense" for s in by[m])
+    assert min(s.dissonance for s in by["tense"]) > max(s.dissonance for m in SONGBOOK_MOODS if m != "tense" for s in by[m])
     assert max(s.drum_density for s in by["calm"]) < min(s.drum_density for s in by["energetic"])
     assert max(s.brightness for s in by["melancholic"]) < min(s.brightness for s in by["energetic"])
     # variety within a mood: keys, tempi and timbres differ
-    for m in MOODS:
+    for m in SONGBOOK_MOODS:
         assert len({s.key for s in by[m]}) >= 6, m
         assert len(set(tempo[m])) >= 5, m
         assert len({s.timbre for s in by[m]}) >= 2, m

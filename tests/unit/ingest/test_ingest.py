@@ -1,4 +1,4 @@
-"""Discovery, ingest of one file and of batches, the Prefect flow and the CLI."""
+"""Ingest of one file and of batches, retries through Prefect, pruning, the Prefect flow and the CLI."""
 
 from __future__ import annotations
 
@@ -23,12 +23,13 @@ from audiosim.cli.main import main
 from audiosim.config import ConfigMismatchError, FeatureConfig
 from audiosim.ingest import ingest as ingest_mod
 from audiosim.ingest.ingest import (
+    BatchResult,
+    TransientIngestError,
     compute_features,
     count_statuses,
-    discover,
+    ingest_batch,
     ingest_file,
     ingest_many,
-    read_path_list,
 )
 from audiosim.store.catalog import Catalog
 from audiosim.store.content import FeatureStore
@@ -58,34 +59,22 @@ def temp_files(folder):
     return [p for p in Path(folder).rglob("*") if p.name.endswith(".tmp")]
 
 
-# ---------------------------------------------------------------- discovery
+def flaky_store(monkeypatch, fails=lambda digest, attempt: attempt == 1, errno_=errno.EIO):
+    """Make ``FeatureStore.put`` raise a transient ``OSError`` when ``fails(digest, attempt)``.
 
+    Returns the list of digests ``put`` was called with (one per attempt).
+    """
+    real_put = FeatureStore.put
+    calls: list[str] = []
 
-def test_discover_folders_lists_and_files(tmp_path, make_wav):
-    a = make_wav("a.wav")
-    b = make_wav("sub/deeper/b.flac")
-    make_wav(".hidden/c.wav")
-    (tmp_path / "audio" / "notes.pdf").write_text("x")
-    explicit = tmp_path / "odd.bin"
-    explicit.write_bytes(b"x")
-    lst = tmp_path / "lists" / "files.txt"
-    lst.parent.mkdir()
-    lst.write_text(f"# my files\n\n../audio/a.wav\n  {b}  \nmissing.wav\n")
-    m3u = tmp_path / "lists" / "p.m3u"
-    m3u.write_text(f"#EXTM3U\n#EXTINF:3,A\n{a}\n")
-    found = discover([tmp_path / "audio", lst, m3u, explicit, a])
-    assert found == sorted({a, b, explicit, tmp_path / "lists" / "missing.wav"})
-    assert read_path_list(m3u) == [a]
-    with pytest.raises(FileNotFoundError) as e:
-        discover([tmp_path / "nope"])
-    assert "nope" in str(e.value)
+    def put(self, digest, *a, **k):
+        calls.append(digest)
+        if fails(digest, calls.count(digest)):
+            raise OSError(errno_, os.strerror(errno_))
+        return real_put(self, digest, *a, **k)
 
-
-def test_bad_list_file_named_in_error(tmp_path):
-    lst = tmp_path / "l.txt"
-    lst.write_bytes(b"\xff\xfe\x00bad")
-    with pytest.raises(ValueError, match="l.txt"):
-        discover([lst])
+    monkeypatch.setattr(FeatureStore, "put", put)
+    return calls
 
 
 # ---------------------------------------------------------------- one file
@@ -235,19 +224,50 @@ def test_crash_between_features_and_row(home, make_wav, monkeypatch):
     assert len(rows(home)) == 1 and len(feature_files(home)) == 1
 
 
-def test_transient_store_error_is_retried(home, make_wav, monkeypatch):
-    real_put = FeatureStore.put
-    calls = []
+def test_a_transient_error_is_raised_typed_and_leaves_no_trace(home, make_wav, monkeypatch):
+    p = make_wav("a.wav")
+    calls = flaky_store(monkeypatch)
+    with pytest.raises(TransientIngestError) as e:
+        ingest_file(p, home)
+    assert e.value.path == str(p) and isinstance(e.value.cause, OSError)
+    assert e.value.cause.errno == errno.EIO and "a.wav" in str(e.value)
+    assert rows(home) == [] and feature_files(home) == []
+    assert ingest_file(p, home).status == "added"  # the next attempt is the caller's choice
+    assert len(calls) == 2
 
-    def flaky(self, *a, **k):
-        calls.append(1)
-        if len(calls) == 1:
-            raise OSError(errno.EIO, "I/O error")
-        return real_put(self, *a, **k)
 
-    monkeypatch.setattr(FeatureStore, "put", flaky)
-    [r] = ingest_many([make_wav("a.wav")], home)
-    assert r.status == "added" and len(calls) == 2
+def test_a_busy_catalogue_is_transient(home, make_wav, monkeypatch):
+    def busy(*a, **k):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(Catalog, "upsert_ok", busy)
+    with pytest.raises(TransientIngestError):
+        ingest_file(make_wav("a.wav"), home)
+
+
+def test_ingest_many_makes_one_attempt_and_records_a_transient_error(home, make_wav, monkeypatch):
+    bad, good = make_wav("bad.wav"), make_wav("good.wav", freq=660)
+    from audiosim.signal.audio import content_hash
+
+    calls = flaky_store(monkeypatch, fails=lambda digest, attempt: digest == content_hash(bad))
+    by_name = {Path(r.path).name: r for r in ingest_many([bad, good], home)}
+    assert (by_name["bad.wav"].status, by_name["bad.wav"].reason) == ("failed", "error")
+    assert by_name["bad.wav"].detail == f"OSError: [Errno {errno.EIO}] {os.strerror(errno.EIO)}"
+    assert by_name["good.wav"].status == "added"
+    assert calls.count(content_hash(bad)) == 1  # no retry in the library
+    failed = {Path(t.path).name: t for t in rows(home) if not t.ok}
+    assert (failed["bad.wav"].reason, failed["bad.wav"].detail) == ("error", by_name["bad.wav"].detail)
+
+
+def test_a_batch_returns_its_transient_files_unrecorded(home, make_wav, monkeypatch, bad_files):
+    files = [make_wav(f"{i}.wav", freq=300 + 100 * i) for i in range(3)]
+    calls = flaky_store(monkeypatch, fails=lambda digest, attempt: len(calls) == 2)  # the second file's put
+    out = ingest_batch([*files, bad_files["silence"]], home)
+    assert isinstance(out, BatchResult)
+    assert out.transient == (str(files[1]),)
+    assert [(Path(r.path).name, r.status) for r in out.results] == [
+        ("0.wav", "added"), ("2.wav", "added"), ("silence.wav", "failed")]
+    assert str(files[1]) not in {t.path for t in rows(home)}
 
 
 def test_features_stream_without_holding_the_waveform(tmp_path):
@@ -271,6 +291,7 @@ def test_features_stream_without_holding_the_waveform(tmp_path):
 # ---------------------------------------------------------------- Prefect flow
 
 
+@pytest.mark.slow
 def test_ingest_flow(prefect_harness, home, make_wav, bad_files, monkeypatch):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
@@ -299,26 +320,64 @@ def test_ingest_flow(prefect_harness, home, make_wav, bad_files, monkeypatch):
     assert again == {"added": 0, "updated": 0, "skipped": 3, "failed": len(bad_files)}
 
 
-def test_flow_task_retries_transient_errors(prefect_harness, home, make_wav, monkeypatch):
+def _task_runs(flow_state) -> list:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    flow_run = FlowRunFilter(id=FlowRunFilterId(any_=[flow_state.state_details.flow_run_id]))
+    with get_client(sync_client=True) as client:
+        return client.read_task_runs(flow_run_filter=flow_run)
+
+
+@pytest.mark.slow
+def test_prefect_retries_a_transient_failure_and_the_file_is_ingested(prefect_harness, home, make_wav, monkeypatch):
     from flows.ingest import ingest_flow
 
-    real_put = FeatureStore.put
-    calls = []
-
-    def flaky(self, *a, **k):
-        calls.append(1)
-        if len(calls) == 1:
-            raise OSError(errno.EAGAIN, "try again")
-        return real_put(self, *a, **k)
-
-    monkeypatch.setattr(FeatureStore, "put", flaky)
-    [r] = ingest_flow([make_wav("a.wav")], home=home.root)
+    calls = flaky_store(monkeypatch, errno_=errno.EAGAIN)  # fails on the first attempt only
+    state = ingest_flow([make_wav("a.wav")], home=home.root, return_state=True)
+    [r] = state.result()
     assert r.status == "added" and len(calls) == 2
+    [run] = [t for t in _task_runs(state) if t.name == "ingest a.wav"]
+    assert run.run_count == 2 and run.state.is_completed()  # the second attempt was Prefect's retry
+
+
+@pytest.mark.slow
+def test_a_file_failing_every_time_ends_failed_and_the_batch_goes_on(prefect_harness, home, make_wav, monkeypatch):
+    from audiosim.signal.audio import content_hash
+    from flows.ingest import RETRIES, ingest_flow
+
+    bad = make_wav("bad.wav")
+    good = [make_wav(f"g{i}.wav", freq=300 + 100 * i) for i in range(2)]
+    calls = flaky_store(monkeypatch, fails=lambda digest, attempt: digest == content_hash(bad))
+    results = {Path(r.path).name: r for r in ingest_flow([bad.parent], home=home.root, workers=2)}
+    assert (results["bad.wav"].status, results["bad.wav"].reason) == ("failed", "error")
+    assert results["bad.wav"].detail == f"OSError: [Errno {errno.EIO}] {os.strerror(errno.EIO)}"
+    assert calls.count(content_hash(bad)) == 1 + RETRIES
+    assert [results[p.name].status for p in good] == ["added", "added"]
+    by_name = {Path(t.path).name: t for t in rows(home)}
+    assert (by_name["bad.wav"].status, by_name["bad.wav"].reason) == ("failed", "error")
+
+
+@pytest.mark.slow
+def test_a_batch_file_with_a_transient_error_gets_a_retried_task_of_its_own(prefect_harness, home, make_wav,
+                                                                            monkeypatch):
+    from flows.ingest import ingest_flow
+
+    files = [make_wav(f"{i}.wav", freq=300 + 100 * i) for i in range(3)]
+    calls = flaky_store(monkeypatch, fails=lambda digest, attempt: len(calls) == 2)  # the batch's second file
+    state = ingest_flow([files[0].parent], home=home.root, batch_size=3, return_state=True)
+    results = state.result()
+    assert sorted((Path(r.path).name, r.status) for r in results) == [
+        ("0.wav", "added"), ("1.wav", "added"), ("2.wav", "added")]  # not re-ingested as "skipped"
+    assert len(calls) == 4
+    names = sorted(t.name for t in _task_runs(state) if t.name.startswith("ingest "))
+    assert names == ["ingest 0.wav and 2 more", "ingest 1.wav"]
 
 
 # ---------------------------------------------------------------- CLI
 
 
+@pytest.mark.slow
 def test_cli_ingest_exit_codes_and_catalog(prefect_harness, home, make_wav, bad_files, capsys):
     good = [make_wav("g1.wav"), make_wav("g2.wav", freq=550)]
     h = str(home.root)
@@ -366,6 +425,7 @@ def test_cli_usage_errors(tmp_path, capsys):
     assert "ingest" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_kill_and_resume(prefect_harness, tmp_path):
     audio = tmp_path / "audio"
     audio.mkdir()
@@ -470,6 +530,7 @@ def test_prune_refuses_missing_or_empty_roots(home, tmp_path):
     assert all(t.ok for t in _by_name(home).values())
 
 
+@pytest.mark.slow
 def test_cli_ingest_prune(prefect_harness, home, tmp_path, capsys):
     music = tmp_path / "music"
     music.mkdir()

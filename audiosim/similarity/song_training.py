@@ -8,30 +8,25 @@ length apart when the song allows), both lightly degraded
 speed and codec). The two clips of a song are anchor and positive; every
 clip of another song in the batch is a candidate negative
 (:func:`~audiosim.training.triplet.mine_triplets`, semi-hard then batch-hard, cosine
-distance). With ``--soundtrack-negatives`` (``train_groups``), songs of the
-anchor's soundtrack (folder labels of the *training* songs) are not
-negatives either; positives stay song-level. A song's vector is then the
-normalised mean of its clip embeddings (:mod:`audiosim.similarity.vectors`).
+distance). With group labels (``train_groups``, e.g. each training song's
+album or soundtrack), songs of the anchor's group are not negatives either;
+positives stay song-level. A song's vector is then the normalised mean of
+its clip embeddings (:mod:`audiosim.similarity.model`).
 
-Data, split and loop come from :mod:`audiosim.training.loop`: the cached 8 kHz
-waveforms (:func:`~audiosim.training.loop.load_audio_set`), the fingerprint model's
-track-level split (only its *training* side is used here; a further
-hash split of it selects the checkpoint, so held-out tracks stay unseen for
-the benchmark), and :func:`~audiosim.training.loop.fit_triplets` (steps, warm-up
-plus cosine learning rate, mining schedule, best and running checkpoints,
-resume); this module only supplies the pair sampler, the selection metrics
-and the selection score (:class:`~audiosim.training.loop.TripletTask`).
+Data and loop come from :mod:`audiosim.training`: the cached waveforms
+(:func:`~audiosim.training.data.load_audio_set`) and
+:func:`~audiosim.training.loop.fit_triplets` (steps, warm-up plus cosine
+learning rate, mining schedule, best and running checkpoints, resume); this
+module only supplies the pair sampler, the selection metrics and the
+selection score (:class:`~audiosim.training.loop.TripletTask`).
 
-Run it as ``python -m audiosim.training.similarity --help``.
+A corpus-specific trainer that uses it is ``scripts/train_similarity.py``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
-import time
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -51,44 +46,9 @@ from audiosim.config import (
 )
 from audiosim.fingerprint.model import Encoder, file_digest, load_checkpoint
 from audiosim.signal import augment, features
-from audiosim.similarity.vectors import clip_vectors, cosine_matrix, mean_vector
-from audiosim.training.loop import (
-    AudioSet,
-    TrackRef,
-    TripletTask,
-    fit_triplets,
-    load_audio_set,
-    split_tracks,
-    track_refs,
-)
-
-DEV_PACKAGES = (
-    "fretsonfire-songs-muldjord fretsonfire-songs-sectoid drascula-music asc-music lincity-ng-data "
-    "extremetuxracer-data xmoto-data freedroidrpg-data hedgewars-data pushover-data supertux-data "
-    "widelands-data megaglest-data warmux-data"
-).split()
-"""Debian packages the dev corpus comes from (game soundtracks)."""
-
-
-def soundtrack(path: str | Path) -> str:
-    """The soundtrack (game) a Debian-packaged track belongs to.
-
-    ``/usr/share/games/<game>/...`` and ``/usr/share/scummvm/<game>/...``
-    give ``<game>``; ``/usr/share/<package>/...`` gives ``<package>``;
-    anything else its parent folder's name.
-
-    Examples
-    --------
-    >>> soundtrack("/usr/share/games/supertux2/music/forest/x.ogg")
-    'supertux2'
-    >>> soundtrack("/usr/share/scummvm/drascula/audio/track2.ogg")
-    'drascula'
-    """
-    parts = Path(path).parts
-    if len(parts) > 4 and parts[1:3] == ("usr", "share"):
-        return parts[4] if parts[3] in ("games", "scummvm") and len(parts) > 5 else parts[3]
-    return Path(path).parent.name
-
+from audiosim.similarity.model import clip_vectors, cosine_matrix, mean_vector
+from audiosim.training.data import AudioSet
+from audiosim.training.loop import TripletTask, fit_triplets
 
 # --------------------------------------------------------------------------
 # Song-level pairs
@@ -164,7 +124,7 @@ class SongPairs:
 
 @torch.inference_mode()
 def song_clip_vectors(data: AudioSet, model: Encoder, cfg: SimilarityConfig = SimilarityConfig()) -> list[np.ndarray]:
-    """Clip embeddings of every song in ``data`` (as :func:`~audiosim.similarity.vectors.clip_vectors`)."""
+    """Clip embeddings of every song in ``data`` (as :func:`~audiosim.similarity.model.clip_vectors`)."""
     out = []
     for i in range(len(data.names)):
         x = data.clean[data.starts[i] : data.starts[i] + data.lengths[i]]
@@ -317,87 +277,3 @@ def train_similarity(
     return fit_triplets(model, task, out, cfg, g, base, resume=resume,
                         init=(lambda m: _init_from(m, init, log)) if init else None,
                         max_minutes=max_minutes, progress=progress, log=log)
-
-
-# --------------------------------------------------------------------------
-# Command line
-# --------------------------------------------------------------------------
-
-
-def read_split(path: str | Path) -> tuple[set[str], set[str]]:
-    """Content hashes of the ``train`` and ``validation`` sides of a split file
-    written by :func:`audiosim.training.loop.write_split`."""
-    doc = json.loads(Path(path).read_text())
-    return {t["content_hash"] for t in doc["train"]}, {t["content_hash"] for t in doc["validation"]}
-
-
-def split_by_file(refs: Sequence[TrackRef], split_path: str | Path) -> tuple[list[TrackRef], list[TrackRef], list[TrackRef]]:
-    """(training, held-out, unknown) tracks according to a split file."""
-    train, held = read_split(split_path)
-    return ([r for r in refs if r.content_hash in train], [r for r in refs if r.content_hash in held],
-            [r for r in refs if r.content_hash not in train | held])
-
-
-def _labels(refs: Sequence[TrackRef], data: AudioSet) -> list[str]:
-    """The soundtrack of every song of ``data`` (loaded from ``refs``, in its order)."""
-    by_name = {r.name or Path(r.path).name: r for r in refs}
-    return [soundtrack(by_name[n].path) for n in data.names]
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m audiosim.training.similarity", description=__doc__.split("\n")[0])
-    p.add_argument("--corpus", type=Path, required=True, help="text file, one audio path per line")
-    p.add_argument("--split", type=Path, required=True, help="the fingerprint model's split.json (held-out side is never used)")
-    p.add_argument("--cache", type=Path, required=True, help="folder of cached waveforms at the encoder's rate, by content hash (filled on first use)")
-    p.add_argument("--out", type=Path, default=Path("models/similarity.pt"))
-    p.add_argument("--steps", type=int, default=SIMILARITY_TRAIN.steps)
-    p.add_argument("--batch-size", type=int, default=SIMILARITY_TRAIN.batch_size)
-    p.add_argument("--validate-every", type=int, default=SIMILARITY_TRAIN.validate_every)
-    p.add_argument("--mining", default=SIMILARITY_TRAIN.mining,
-                   choices=("semi_hard_then_hard", "semi_hard", "batch_hard", "batch_all"))
-    p.add_argument("--margin", type=float, default=SIMILARITY_TRAIN.margin)
-    p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--limit", type=int, default=0, help="use only the first N training tracks (smoke tests)")
-    p.add_argument("--init", type=Path, default=None, help="copy matching weights from this checkpoint first")
-    p.add_argument("--max-minutes", type=float, default=None, help="fit the training into this many minutes")
-    p.add_argument("--soundtrack-negatives", action="store_true",
-                   help="songs of the anchor's soundtrack (training-split folder labels) are not negatives")
-    p.add_argument("--no-resume", action="store_true", help="start afresh even if <out>.last.pt exists")
-    args = p.parse_args(argv)
-
-    paths = [line.strip() for line in args.corpus.read_text().splitlines() if line.strip()]
-    refs = track_refs(paths)
-    train_refs, held, unknown = split_by_file(refs, args.split)
-    if unknown:
-        print(f"{len(unknown)} corpus tracks are in neither side of {args.split}: not used")
-    cfg = TrainConfig.from_dict({**SIMILARITY_TRAIN.to_dict(), "steps": args.steps, "batch_size": args.batch_size,
-                                 "validate_every": args.validate_every, "threads": args.threads,
-                                 "mining": args.mining, "margin": args.margin})
-    fit, select = split_tracks(train_refs, cfg.val_fraction, seed=cfg.seed + 1)
-    if args.limit:
-        fit, select = fit[: args.limit], select[: max(4, args.limit // 4)]
-    print(f"{len(fit)} training songs, {len(select)} selection songs (from the training split); "
-          f"{len(held)} held-out songs left untouched")
-    f = similarity_features()
-    fit_data = load_audio_set(fit, f, args.cache)
-    select_data = load_audio_set(select, f, args.cache)
-    card = dict(
-        data=dict(
-            source="Debian game-soundtrack packages (dev corpus)",
-            packages=DEV_PACKAGES,
-            split=f"training side of {args.split.name} (track-level by content hash); "
-            f"selection = hash split of it with seed {cfg.seed + 1}",
-            train_tracks=len(fit), select_tracks=len(select), held_out_tracks_unused=len(held),
-            train_soundtracks=sorted({soundtrack(r.path) for r in fit}),
-        ),
-        trained_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    )
-    labels = _labels(select, select_data)
-    groups = _labels(fit, fit_data) if args.soundtrack_negatives else None
-    train_similarity(fit_data, select_data, args.out, f, cfg=cfg, card=card, select_labels=labels,
-                     train_groups=groups, init=args.init, max_minutes=args.max_minutes, resume=not args.no_resume)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,0 +1,37 @@
+"""Validation: fixed seeded queries against every segment of the held-out tracks."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from audiosim.config import AugmentConfig, FeatureConfig
+from audiosim.fingerprint.model import Encoder
+from audiosim.training.validate import build_validation, validate
+
+FC = FeatureConfig()
+CONDITIONS = ("clean", "0dB", "5dB", "10dB", "20dB", "mixed-1s", "mixed-5s")
+
+
+def test_the_validation_set_is_fixed_by_its_seed(toy_set):
+    val = toy_set
+    a = build_validation(val, FC, AugmentConfig(), n_queries=20)
+    b = build_validation(val, FC, AugmentConfig(), n_queries=20)
+    assert set(a.queries) == set(CONDITIONS)
+    assert torch.equal(a.index_segments, b.index_segments)
+    for name in CONDITIONS:
+        assert torch.equal(a.queries[name][0], b.queries[name][0])
+        assert np.array_equal(a.queries[name][1], b.queries[name][1])
+    assert a.queries["mixed-5s"][0].shape[-1] > a.queries["mixed-1s"][0].shape[-1]
+    # every indexed segment belongs to a validation track
+    assert set(np.unique(a.index_emb_tracks)) <= set(range(len(val.names)))
+
+
+def test_every_condition_has_track_offset_and_passage_rates(toy_set):
+    val = toy_set
+    torch.manual_seed(0)
+    rates = validate(Encoder().eval(), build_validation(val, FC, AugmentConfig(), n_queries=20))
+    assert set(rates) == {f"{c}{s}" for c in CONDITIONS for s in ("", "@offset", "@passage")}
+    for c in CONDITIONS:
+        # right place implies right track; a repeat of the passage counts too
+        assert 0 <= rates[f"{c}@offset"] <= rates[f"{c}@passage"] <= rates[c] <= 1
