@@ -16,13 +16,15 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export MPLBACKEND := Agg
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test test-fast demo bench clean
+.PHONY: help venv test test-fast demo bench bench-full clean
 
 help:
 	@echo "make demo    build the demo songbook, index it, identify clips, write a report"
 	@echo "make test    run the test suite (PYTEST_ARGS='-k name' to select)"
 	@echo "make test-fast  the unit tests not marked slow (under a minute)"
-	@echo "make bench   run the benchmark scripts in benchmarks/"
+	@echo "make bench   quick benchmarks (a few minutes): embedding, ingest and moods on the songbook;"
+	@echo "             identify too with BENCH_CORPUS=LIST (../shared/corpus/dev-corpus.sh > LIST)"
+	@echo "make bench-full  the real benchmarks (long; needs BENCH_CORPUS=LIST)"
 	@echo "make venv    create .venv and install audiosim with its test extras"
 	@echo "make clean   remove caches and build leftovers (keeps .venv and data/)"
 
@@ -63,13 +65,31 @@ test-fast: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/audiosim demo $(DEMO_ARGS)
 
+# Benchmarks print progress on stderr and tables on stdout. `make bench` is the
+# quick tier (settings that finish in minutes, songbook only unless BENCH_CORPUS
+# names a corpus list); `make bench-full` runs the real settings on the corpus.
+BENCH_CORPUS ?=
+CORPUS_HINT := make one with ../shared/corpus/dev-corpus.sh > LIST, then pass BENCH_CORPUS=LIST
+
 bench: $(STAMP)
-	@set -e; found=0; \
-	for f in benchmarks/*.py; do \
-		[ -e "$$f" ] || continue; found=1; \
-		echo "== $$f"; $(PY) "$$f"; \
-	done; \
-	[ $$found -eq 1 ] || echo "make bench: no benchmarks yet (benchmarks/*.py)"
+	@set -e; tmp=$$(mktemp -d "$${TMPDIR:-/tmp}/audiosim-bench.XXXXXX"); trap 'rm -rf "$$tmp"' EXIT; \
+	echo "== benchmarks/embed.py --quick"; $(PY) benchmarks/embed.py --quick; \
+	echo "== benchmarks/ingest.py (songbook, 12 songs)"; \
+	$(PY) -m audiosim.demo.songbook "$$tmp/songs" >/dev/null; $(PY) benchmarks/ingest.py "$$tmp/songs" --limit 12; \
+	echo "== benchmarks/moods.py --n 10 --seconds 10"; $(PY) benchmarks/moods.py --n 10 --seconds 10; \
+	if [ -n "$(BENCH_CORPUS)" ]; then \
+		echo "== benchmarks/identify.py --quick"; $(PY) benchmarks/identify.py --corpus "$(BENCH_CORPUS)" --quick; \
+	else \
+		echo "== benchmarks/identify.py: skipped, needs a corpus list ($(CORPUS_HINT))"; \
+	fi
+
+bench-full: $(STAMP)
+	@set -e; [ -n "$(BENCH_CORPUS)" ] || { echo "make bench-full: needs BENCH_CORPUS=LIST ($(CORPUS_HINT))" >&2; exit 2; }; \
+	echo "== benchmarks/embed.py"; $(PY) benchmarks/embed.py; \
+	echo "== benchmarks/ingest.py"; $(PY) benchmarks/ingest.py "$(BENCH_CORPUS)"; \
+	echo "== benchmarks/moods.py"; $(PY) benchmarks/moods.py; \
+	echo "== benchmarks/identify.py"; $(PY) benchmarks/identify.py --corpus "$(BENCH_CORPUS)"; \
+	echo "== benchmarks/similarity.py"; $(PY) benchmarks/similarity.py --corpus "$(BENCH_CORPUS)"
 
 clean:
 	rm -rf build dist .pytest_cache *.egg-info

@@ -11,7 +11,7 @@ import dataclasses
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -148,9 +148,7 @@ class AugmentConfig(_Config):
     rt60_hf_ratio: tuple[float, float] = (1.0, 1.0)
     """Reverberation time above 1-3 kHz as a share of ``rt60``: under 1
     gives darker tails, as in real rooms; (1, 1), what the shipped model was
-    trained with, decays alike at every frequency. Fine-tuning it 8,000 steps
-    with (0.3, 1.0) and reverb on 70 % of positives changed no validation
-    score by more than the noise (about 2 points)."""
+    trained with, decays alike at every frequency."""
     p_eq: float = 0.8
     p_phone: float = 0.3
     p_speed: float = 0.5
@@ -200,19 +198,17 @@ class IndexConfig(_Config):
     query_hop_seconds: float = 0.1
     metric: str = "angular"
     n_trees: int = 5
-    """Annoy trees per shard. Measured on 20k real items (dim 96): 460 bytes
-    per item with 5 trees, 524 with 10; at equal search_k, 10 trees gain
-    only 1-2 points of recall."""
+    """Annoy trees per shard: more trees cost index bytes per item and buy
+    recall; at a fixed ``search_k`` the gain of more than 5 is small."""
     search_k: int = 3000
-    """Annoy nodes inspected per query segment and shard. Measured recall of
-    the 10 true nearest neighbours of degraded query segments (5 trees):
-    0.37 at Annoy's default (n_trees * k), 0.81 at 1000, 0.89 at 2000,
-    0.96 at 5000; about 0.07 ms of CPU per 1000 nodes."""
+    """Annoy nodes inspected per query segment and shard: recall of the true
+    nearest neighbours against time per query (Annoy's own default,
+    ``n_trees * k``, misses most neighbours of degraded segments)."""
     neighbours: int = 10
     verify_candidates: int = 10
     """Vote candidates (best offset of each track) re-scored by aligned
-    similarity (:mod:`audiosim.match.verify`). In 300 degraded 5 s clips of the
-    dev corpus the right track was always among the first 10."""
+    similarity (:mod:`audiosim.match.verify`): enough that the right track,
+    when voting found it at all, is among them."""
     query_speeds: tuple[float, ...] = (1.0,)
     """Playback speeds a clip is tried at: 1.05 means "perhaps played 5 %
     fast" (pitch and tempo up, as radio edits and DJ pitch faders do); the
@@ -222,12 +218,11 @@ class IndexConfig(_Config):
     (a clip that matches as given is not tried at other speeds). The
     calibration tries the same speeds, so the false-match rate holds. Off
     by default: the best of three tries also lifts absent music's scores,
-    which cost 1-5 points of hits at 2-10 s on the standard benchmark."""
+    and so the thresholds, which costs hits on clips played as recorded."""
     verify_window: float = 0.5
     """A query segment is compared with the candidate track's indexed
     segments starting within this many seconds of where it should be (one
-    index hop covers the grid's rounding and +-2 % speed over 10 s; 0.25
-    and 0.75 scored the same or worse)."""
+    index hop covers the grid's rounding and +-2 % speed over 10 s)."""
     hub_limit: int = 0
     """Index items retrieved by more than this many distinct query segments of
     one clip are ignored; 0 picks a limit from the clip length."""
@@ -235,9 +230,8 @@ class IndexConfig(_Config):
     """Index items whose k-occurrence (how often they are among the nearest
     neighbours of segments of *other* tracks, measured at build time) exceeds
     this many times the average are never returned; 0 keeps every item. Off
-    by default: on the dev corpus the highest k-occurrence was 8x average
-    and masking at 3-20x did not lower false matches (the per-clip rule,
-    ``hub_limit``, did)."""
+    by default: the per-clip rule, ``hub_limit``, is what keeps hubs from
+    causing false matches."""
     hub_queries: int = 5000
     """Sampled index items used as queries to measure k-occurrence per shard."""
     max_false_match: float = 0.01
@@ -261,76 +255,55 @@ def default_home() -> Path:
     return Path(os.environ.get("AUDIOSIM_HOME", "data"))
 
 
-@dataclass(frozen=True)
-class Settings:
-    """All configs together, as a run uses them."""
-
-    features: FeatureConfig = field(default_factory=FeatureConfig)
-    decode: DecodeConfig = field(default_factory=DecodeConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    index: IndexConfig = field(default_factory=IndexConfig)
-
-
 # --------------------------------------------------------------------------
 # Song similarity, descriptors and moods
 # --------------------------------------------------------------------------
 
 
-SIMILARITY_FEATURES = FeatureConfig(
-    sample_rate=16000, n_fft=1024, hop_length=250, n_mels=64, f_min=40.0, f_max=8000.0,
-    segment_frames=192, silence_db=-50.0,
-)
-"""Feature settings of the song-similarity encoder: 3-second clips (192
-frames at 64 per second) of a wide-band log-mel (40 Hz to 8 kHz). Timbre,
-which tells soundtracks apart, lives largely above the fingerprint
-features' 3.8 kHz: MFCC statistics found a same-soundtrack neighbour first
-for 23 % of held-out songs at 22 kHz against 15 % at 8 kHz. Song vectors
-therefore come from their own decode of the file at 16 kHz."""
-
-
-def similarity_features(base: FeatureConfig | None = None) -> FeatureConfig:
-    """Feature settings of the song-similarity encoder.
-
-    :data:`SIMILARITY_FEATURES` by default; given ``base``, the stored log-mel
-    settings of ``base`` cut into 3-second clips (the narrow-band variant
-    earlier models were trained on).
-    """
-    if base is None:
-        return SIMILARITY_FEATURES
-    return dataclasses.replace(base, segment_frames=192)
-
-
-SIMILARITY_MODEL = ModelConfig(channels=(16, 32, 64, 128, 256, 256), embedding_dim=128, hidden_dim=256)
-"""Architecture of the song-similarity encoder (the fingerprint family, 128-d out)."""
-
-SIMILARITY_AUGMENT = AugmentConfig(
-    snr_db=(10.0, 30.0), p_noise=0.3, p_reverb=0.3, rt60=(0.15, 0.6), p_eq=0.5, p_phone=0.0,
-    p_speed=0.3, speed=(0.98, 1.02), p_codec=0.3, max_shift_seconds=0.0, gain_db=(-6.0, 6.0),
-)
-"""Light degradations applied to both clips of a song-level pair."""
-
-SIMILARITY_TRAIN = TrainConfig(
-    steps=2000, batch_size=64, lr=1e-3, weight_decay=1e-4, margin=0.3, distance="cosine",
-    mining="semi_hard_then_hard", semi_hard_fraction=0.5, negative_min_seconds=0.0,
-    validate_every=200, checkpoint_every=200, val_fraction=0.15, seed=0, threads=0,
-)
-"""Song-level triplet training: ``batch_size`` distinct songs per step, two
-clips of each; ``val_fraction`` here carves the model-selection tracks out
-of the fingerprint *training* split (the held-out split stays unseen)."""
-
-
 @dataclass(frozen=True)
 class SimilarityConfig(_Config):
-    """How a song becomes one vector, and how song vectors are indexed."""
+    """How a song becomes one vector, and how song vectors are indexed.
 
-    clip_hop_seconds: float = 1.5
-    """Clips (the encoder's segment length) start every this many seconds."""
-    max_clips: int = 64
-    """At most this many clips per song, spread evenly over it."""
+    A song vector is a frozen musicnn layer (:mod:`audiosim.similarity.musicnn`)
+    pooled over a few excerpts of the song and L2-normalised: excerpts, not
+    the whole track, so a song is analysed in a fixed time whatever its length.
+    """
+
+    model: str = "msd"
+    """musicnn model whose features make the vector (``msd`` or ``mtt``)."""
+    layer: str = "midlevel"
+    """``midlevel`` (1506 max and mean pooled channels) or ``penultimate`` (200 units)."""
+    pooling: str = "mean"
+    """How the 3-second patches of all excerpts become one vector (``mean``)."""
+    excerpt_seconds: float = 10.0
+    """Length of each excerpt."""
+    excerpt_positions: tuple[float, ...] = (0.2, 0.5, 0.8)
+    """Where the excerpts are centred, as fractions of the track's length."""
     n_trees: int = 20
     search_k: int = -1
+
+    def __post_init__(self) -> None:
+        if self.model not in ("msd", "mtt"):
+            raise ValueError(f"SimilarityConfig.model must be 'msd' or 'mtt', not {self.model!r}")
+        if self.layer not in ("midlevel", "penultimate"):
+            raise ValueError(f"SimilarityConfig.layer must be 'midlevel' or 'penultimate', not {self.layer!r}")
+        if self.pooling != "mean":
+            raise ValueError(f"SimilarityConfig.pooling must be 'mean', not {self.pooling!r}")
+        if not self.excerpt_seconds > 0:
+            raise ValueError(f"SimilarityConfig.excerpt_seconds must be positive, not {self.excerpt_seconds}")
+        if not self.excerpt_positions or not all(0.0 <= x <= 1.0 for x in self.excerpt_positions):
+            raise ValueError(f"SimilarityConfig.excerpt_positions must be fractions in [0, 1], "
+                             f"not {self.excerpt_positions}")
+
+    def vector_settings(self) -> dict[str, Any]:
+        """The fields that shape a song vector (not the index's ``n_trees``, ``search_k``)."""
+        d = self.to_dict()
+        return {k: d[k] for k in ("model", "layer", "pooling", "excerpt_seconds", "excerpt_positions")}
+
+    def vector_digest(self) -> str:
+        """12 hex digits naming :meth:`vector_settings`: what song-vector caches are keyed by."""
+        text = "SimilarityVectors:" + json.dumps(self.vector_settings(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,12 @@ can reach at the same path (a shared file system for several machines).
 Workers must be able to import ``audiosim`` and ``flows`` (start them from
 the project folder, or put it on ``PYTHONPATH``).
 
+Child processes (Prefect's temporary API server, local Dask workers, flow
+runs) die with the process that started them, however it ends, SIGKILL
+included: :func:`reap_children_at_exit` (which the ``audiosim`` command
+calls first) starts a small watchdog that ends them when this process is
+gone.
+
 Examples
 --------
 >>> from audiosim.runners import RunnerSpec
@@ -46,6 +52,9 @@ import concurrent.futures
 import contextlib
 import math
 import os
+import secrets
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
@@ -398,6 +407,100 @@ def scheduler_threads(address: str, timeout: float = 10.0) -> int:
         raise OSError(f"cannot reach the Dask scheduler at {address}: {e}") from e
 
 
+REAPER_ENV = "AUDIOSIM_REAPER"
+"""Environment variable that marks the descendants of a process whose watchdog ends them."""
+
+_REAPER_CODE = r"""
+import os, signal, sys, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+fd, mark = int(sys.argv[1]), sys.argv[2].encode()
+while os.read(fd, 4096):  # returns b"" once the watched process is gone, however it ended
+    pass
+
+def marked():
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+            with open(f"/proc/{name}/stat", "rb") as f:
+                state = f.read().rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if mark in env and state != b"Z":
+            found.append(int(name))
+    return found
+
+for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 2.0)):
+    pids = marked()
+    if not pids:
+        break
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+    end = time.monotonic() + grace
+    while time.monotonic() < end and marked():
+        time.sleep(0.1)
+"""
+
+_reaper: tuple[subprocess.Popen[bytes], int] | None = None
+_reaper_lock = threading.Lock()
+
+
+def reap_children_at_exit() -> bool:
+    """Make every process this one starts from now on end when this one ends, however it ends.
+
+    Prefect starts a temporary API server as a child process (when no
+    ``PREFECT_API_URL`` is set) and stops it from an ``atexit`` hook, which
+    never runs when the process is killed (SIGKILL, the out-of-memory
+    killer) or crashes in C: the server, and local Dask workers, would run
+    on for ever. So this starts a watchdog process (a few lines of Python,
+    in a session of its own so that Ctrl-C in the terminal leaves it alone)
+    that holds the read end of a pipe whose write end only this process
+    has. When this process is gone, for whatever reason, the kernel closes
+    that pipe; the watchdog then sends SIGTERM to every process that
+    carries this process's mark (:data:`REAPER_ENV` in the environment it
+    was started with, which all descendants inherit), and SIGKILL to those
+    still running 5 s later. A normal exit (also after SIGTERM or SIGINT,
+    which the command line turns into a normal exit) stops the server
+    through Prefect's own hook first, and the watchdog finds nothing left.
+
+    Idempotent; Linux only (it reads ``/proc``), elsewhere it does nothing.
+
+    Returns
+    -------
+    bool
+        Whether a watchdog is watching this process.
+    """
+    global _reaper
+    with _reaper_lock:
+        if _reaper is not None and _reaper[0].poll() is None:
+            return True
+        if not sys.platform.startswith("linux") or not os.path.isdir("/proc/self"):
+            return False
+        mark = f"{REAPER_ENV}={os.getpid()}-{secrets.token_hex(8)}"
+        read_end, write_end = os.pipe()  # not inheritable: only the watchdog gets the read end
+        env = {k: v for k, v in os.environ.items() if k != REAPER_ENV}
+        try:
+            watchdog = subprocess.Popen(
+                [sys.executable, "-I", "-c", _REAPER_CODE, str(read_end), mark],
+                pass_fds=(read_end,), start_new_session=True, env=env,
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+        except OSError:
+            os.close(write_end)
+            return False
+        finally:
+            os.close(read_end)
+        _reaper = (watchdog, write_end)  # the write end stays open until this process ends
+        os.environ[REAPER_ENV] = mark.partition("=")[2]
+        return True
+
+
 @contextlib.contextmanager
 def shared_prefect_api() -> Iterator[str]:
     """Make the Prefect API this process uses reachable by processes it starts.
@@ -430,6 +533,7 @@ def shared_prefect_api() -> Iterator[str]:
     if not url:
         from prefect.server.api.server import SubprocessASGIServer
 
+        reap_children_at_exit()  # the server must not outlive this process
         server = SubprocessASGIServer()
         server.start()
         url = server.api_url

@@ -3,12 +3,15 @@
 Times ``Encoder.embed`` on log-mel segments of real-looking shape (random
 values: the encoder's cost does not depend on them) for several torch
 thread counts and batch sizes, with BatchNorm as trained and folded into
-the convolutions (what the index build and lookups use). Target of issue
-#4: at least 2,000 segments per second on the 2-core CPU.
+the convolutions (what the index build and lookups use). The target is
+in ``benchmarks/README.md``.
 
 Example::
 
     python benchmarks/embed.py --model models/fingerprint.pt --segments 8192
+    python benchmarks/embed.py --quick    # the tier `make bench` runs: one thread, one batch size
+
+Each timed setting is announced on stderr as it starts; the table goes to stdout.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ sys.path.insert(0, str(ROOT))
 
 from audiosim.fingerprint.model import DEFAULT_FINGERPRINT_MODEL, load_encoder  # noqa: E402
 
+QUICK = dict(segments=2048, threads="1", batch_sizes="256", repeats=1)
+"""The settings of ``--quick``."""
+
 
 def throughput(model, segs: torch.Tensor, batch_size: int, repeats: int) -> float:
     """Best-of-``repeats`` segments per second of ``model.embed``."""
@@ -46,8 +52,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--segments", type=int, default=8192, help="segments per timed run")
     ap.add_argument("--threads", default="1,2", help="comma list of torch thread counts")
     ap.add_argument("--batch-sizes", default="64,128,256,1024", help="comma list of batch sizes")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=3, help="timed runs per setting; the best counts")
+    ap.add_argument("--quick", action="store_true",
+                    help="the quick tier: 2048 segments, 1 thread, batch 256, 1 repeat (options given "
+                    "explicitly still apply)")
     args = ap.parse_args(argv)
+    if args.quick:
+        given = [a.split("=", 1)[0] for a in (argv if argv is not None else sys.argv[1:])]
+        for option, value in QUICK.items():
+            if f"--{option.replace('_', '-')}" not in given:
+                setattr(args, option, value)
     model = load_encoder(args.model)
     fused = model.for_inference()
     f = model.features
@@ -55,12 +69,14 @@ def main(argv: list[str] | None = None) -> int:
     with torch.inference_mode():
         err = (model.embed(segs[:512]) - fused.embed(segs[:512])).abs().max().item()
     rows = []
-    for threads in [int(x) for x in args.threads.split(",")]:
+    settings = [(int(t), int(b)) for t in args.threads.split(",") for b in args.batch_sizes.split(",")]
+    for n, (threads, bs) in enumerate(settings, 1):
         torch.set_num_threads(threads)
-        for bs in [int(x) for x in args.batch_sizes.split(",")]:
-            rows.append(dict(threads=threads, batch=bs,
-                             **{"as trained (seg/s)": throughput(model, segs, bs, args.repeats),
-                                "BN folded (seg/s)": throughput(fused, segs, bs, args.repeats)}))
+        print(f"[{n}/{len(settings)}] {threads} thread(s), batch {bs}: {args.segments} segments x "
+              f"{args.repeats} repeat(s), as trained and folded ...", file=sys.stderr, flush=True)
+        rows.append(dict(threads=threads, batch=bs,
+                         **{"as trained (seg/s)": throughput(model, segs, bs, args.repeats),
+                            "BN folded (seg/s)": throughput(fused, segs, bs, args.repeats)}))
     print(f"# embedding throughput\n\nmodel {args.model} ({model.n_parameters() / 1e6:.2f} M parameters, "
           f"segment {f.n_mels} mels x {f.segment_frames} frames); {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, torch {torch.__version__}; max |difference| folded vs as trained {err:.1e}; "

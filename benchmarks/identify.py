@@ -7,7 +7,12 @@ conditions. Absent music: the other 1/3 of the held-out tracks.
 
 See ``benchmarks/README.md`` for the steps and options. Example::
 
-    python benchmarks/identify.py --model /work/scratch/run1/fingerprint.pt --queries 100
+    ../shared/corpus/dev-corpus.sh > corpus.txt     # once: the list of corpus files
+    python benchmarks/identify.py --corpus corpus.txt --queries 100
+    python benchmarks/identify.py --corpus corpus.txt --quick   # a few minutes: 40 tracks, 3 conditions
+
+Progress goes to stderr (a bar per step in a terminal, a line per step with
+its time otherwise); the tables go to stdout.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import librosa
@@ -32,7 +38,6 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from audiosim.signal import augment  # noqa: E402
 from audiosim.config import FeatureConfig  # noqa: E402
 from audiosim.fingerprint.embed import embed_logmel  # noqa: E402
 from audiosim.fingerprint.model import load_encoder  # noqa: E402
@@ -40,9 +45,10 @@ from audiosim.index import reader as I  # noqa: E402
 from audiosim.index import writer as IB  # noqa: E402
 from audiosim.match.calibrate import calibrate_leave_one_out  # noqa: E402
 from audiosim.match.matcher import Matcher  # noqa: E402
-from audiosim.signal import audio
+from audiosim.progress import Progress  # noqa: E402
+from audiosim.signal import audio, augment  # noqa: E402
 from audiosim.signal import features as F  # noqa: E402
-from audiosim.store.content import FeatureStore
+from audiosim.store.content import FeatureStore  # noqa: E402
 from audiosim.store.home import DataHome  # noqa: E402
 
 SR = 8000
@@ -58,6 +64,8 @@ CONDITIONS = (
     "reverb", "phone", "mp3", "opus", "speed-2%",
     "5dB+reverb", "10dB+reverb+phone", "mp3+10dB", "speed+10dB",
 )
+QUICK = dict(tracks=40, queries=10, absent_queries=100, lengths="2,5", conditions="clean,noise-5dB,5dB+reverb")
+"""The settings of ``--quick`` (the tier ``make bench`` runs)."""
 EXTRA_CONDITIONS = ("speed-5%", "tempo-5%", "tempo-10%", "pitch-1st")
 """Not in the default run (pass them with --conditions): beyond the +-2 % speed
 the issue asks for; see ``IndexConfig.query_speeds``."""
@@ -295,11 +303,12 @@ def run_ours(matcher: Matcher, queries: list[Query], hash_of: dict[int, str]) ->
     rows = []
     for i, q in enumerate(queries):
         c0 = time.process_time()
-        m = matcher.match(q.clip, SR)
+        m = matcher.answer(q.clip, SR)  # a clip that cannot be heard (silent stretch) is an error answer
         cpu = time.process_time() - c0
         rows.append(dict(
             cond=q.cond, length=q.length, absent=q.absent, truth=q.track_hash, t0=q.t0,
-            found=hash_of.get(m.track_id) if m.track_id is not None else None, offset=m.offset, score=m.score,
+            found=hash_of.get(m.candidate_track_id) if m.candidate_track_id is not None else None,
+            offset=m.candidate_offset if m.candidate_offset is not None else 0.0, score=m.score,
             matched=m.matched, seconds=m.seconds, cpu_seconds=cpu, n_segments=m.n_segments,
         ))
         if (i + 1) % 500 == 0:
@@ -530,26 +539,44 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=str(ROOT / "models" / "fingerprint.pt"))
     ap.add_argument("--split", help="the model's split.json (default: beside the model)")
-    ap.add_argument("--corpus", default="/work/scratch/dev-corpus.txt", help="list of corpus audio files")
-    ap.add_argument("--work", default="/work/scratch/bench-identify", help="scratch folder (data homes, clips)")
-    ap.add_argument("--wave-cache", default="/work/scratch/cache/wave-8000", help="decoded 8 kHz .npy by content hash")
+    ap.add_argument("--corpus", metavar="LIST", default=None,
+                    help="list of corpus audio files, one path a line (required; make one with ../shared/corpus/dev-corpus.sh > LIST)")
+    ap.add_argument("--work", default=str(ROOT / "benchmarks" / "work" / "identify"),
+                    help="scratch folder for data homes and clips, reused by later runs "
+                    "(default: benchmarks/work/identify)")
+    ap.add_argument("--wave-cache", default=None, metavar="DIR",
+                    help="decoded 8 kHz .npy by content hash, used when given and present (default: decode)")
+    ap.add_argument("--quick", action="store_true",
+                    help="the quick tier of `make bench`: 40 tracks, 10 clips of 3 conditions at 2 and 5 s, "
+                    "100 absent clips (options given explicitly still apply)")
     ap.add_argument("--tracks", type=int, default=0, help="subsample the catalogue to N tracks (0: all)")
     ap.add_argument("--queries", type=int, default=50, help="clips per condition and length")
     ap.add_argument("--absent-queries", type=int, default=300, help="absent-music clips per length")
     ap.add_argument("--lengths", default=",".join(f"{x:g}" for x in LENGTHS))
     ap.add_argument("--conditions", default=",".join(CONDITIONS),
-                    help=f"comma list; also available: {','.join(EXTRA_CONDITIONS)}")
+                    help=f"comma list; also available: {','.join(EXTRA_CONDITIONS)}".replace("%", "%%"))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     ap.add_argument("--search-k", default="", help="comma list: sweep search_k (recall vs exact, time)")
     ap.add_argument("--peer", choices=["audfprint"], help="also run a peer system on the same clips")
-    ap.add_argument("--peers-dir", default="/work/scratch/peers")
+    ap.add_argument("--peers-dir", default=None, help="where peer systems are installed (default: WORK/peers)")
     ap.add_argument("--save", help="write per-clip results (CSV) here")
     ap.add_argument("--tables-from", metavar="CSV", help="only print the tables of a CSV written by --save")
     args = ap.parse_args(argv)
     if args.tables_from:
         print_tables(summarise(pd.read_csv(args.tables_from), "audiosim"))
         return 0
+    if args.corpus is None:
+        ap.error("needs --corpus LIST; make one with ../shared/corpus/dev-corpus.sh > LIST")
+    if not Path(args.corpus).is_file():
+        ap.error(f"--corpus {args.corpus}: no such file; make one with ../shared/corpus/dev-corpus.sh > LIST")
+    if args.quick:
+        given = [a.split("=", 1)[0] for a in (argv if argv is not None else sys.argv[1:])]
+        for option, value in QUICK.items():
+            if f"--{option.replace('_', '-')}" not in given:
+                setattr(args, option, value)
+    if args.peers_dir is None:
+        args.peers_dir = str(Path(args.work) / "peers")
     torch.set_num_threads(args.threads)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -567,7 +594,9 @@ def main(argv: list[str] | None = None) -> int:
     home = make_home(tracks, work, wave_cache, model.features)
 
     t0 = time.perf_counter()
-    res = IB.update(home, model_path, calibrate=calibrate_leave_one_out, progress=lambda s, i: log(f"  index: {s} {i}") if s not in ("embed",) else None)
+    with Progress() as progress:
+        res = IB.update(home, model_path, calibrate=partial(calibrate_leave_one_out, progress=progress),
+                        progress=progress)
     log(f"index: {res.action} in {time.perf_counter() - t0:.0f} s")
     matcher = Matcher(home, model)
     idx = matcher.index

@@ -8,7 +8,8 @@ Usage::
 
 Files, folders and path lists are expanded as by ``audiosim ingest``. Unless
 ``--home`` is given, a temporary data home is used and removed afterwards, so
-every file is really decoded. Prints one table:
+every file is really decoded. Progress goes to stderr (without ``--flow``);
+prints one table:
 
     files, ok, failed, audio hours, wall seconds, x real time, CPU seconds,
     x real time per CPU second, peak RSS
@@ -163,9 +164,16 @@ def mode_name(flow: bool, runner: str, workers: int = 1) -> str:
 def run(files: list[Path], home: Path, workers: int, flow: bool, runner: str = "threads") -> list:
     """Ingest ``files`` into ``home`` one way; returns the results."""
     from audiosim.ingest.ingest import ingest_many
+    from audiosim.progress import Progress
 
     if not flow:
-        return ingest_many(files, home=home, workers=workers)
+        done: list = []
+        with Progress() as progress:
+            def count(result) -> None:  # type: ignore[no-untyped-def]
+                done.append(result)
+                progress("ingest", {"done": len(done), "total": len(files)})
+
+            return ingest_many(files, home=home, workers=workers, progress=count)
     from audiosim.cli.main import PREFECT_ENV_DEFAULTS
 
     for k, v in PREFECT_ENV_DEFAULTS.items():

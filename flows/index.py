@@ -22,6 +22,7 @@ Example
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -36,6 +37,7 @@ from audiosim.index import writer as lib
 from audiosim.index.manifest import Manifest
 from audiosim.index.writer import UpdateResult
 from audiosim.match.calibrate import calibrate, calibrate_leave_one_out
+from audiosim.progress import Callback
 from audiosim.runners import batch_size as batch_size_for
 from audiosim.runners import batches, bounded, flow_uses_threads
 from audiosim.store.home import DataHome
@@ -43,11 +45,13 @@ from audiosim.store.home import DataHome
 
 @task(name="index-update", cache_policy=NO_CACHE, persist_result=False, log_prints=False)
 def update_task(
-    home: Path, model: str | None, config: IndexConfig | None, rebuild: bool, calibrate: bool
+    home: Path, model: str | None, config: IndexConfig | None, rebuild: bool, calibrate: bool,
+    progress: Callback | None = None,
 ) -> UpdateResult:
     """Embed new/changed tracks into a new shard (see :func:`audiosim.index.writer.update`);
     with ``calibrate``, recalibrate leave-one-track-out when needed."""
-    return lib.update(home, model, config, rebuild=rebuild, calibrate=calibrate_leave_one_out if calibrate else None)
+    calibrator = partial(calibrate_leave_one_out, progress=progress) if calibrate else None
+    return lib.update(home, model, config, rebuild=rebuild, calibrate=calibrator, progress=progress)
 
 
 @task(name="plan-embedding", cache_policy=NO_CACHE, persist_result=False, log_prints=False)
@@ -66,19 +70,21 @@ def embed_batch_task(home: Path, job: EmbedJob, tracks: list[tuple[int, str]], n
 
 
 @task(name="index-compact", cache_policy=NO_CACHE, persist_result=False, log_prints=False)
-def compact_task(home: Path, model: str | None, calibrate: bool) -> UpdateResult:
+def compact_task(home: Path, model: str | None, calibrate: bool, progress: Callback | None = None) -> UpdateResult:
     """Merge all shards into one (see :func:`audiosim.index.writer.compact`)."""
-    return lib.compact(home, model=model, calibrate=calibrate_leave_one_out if calibrate else None)
+    calibrator = partial(calibrate_leave_one_out, progress=progress) if calibrate else None
+    return lib.compact(home, model=model, calibrate=calibrator, progress=progress)
 
 
 @task(name="absent-calibration", cache_policy=NO_CACHE, persist_result=False, log_prints=False)
-def absent_calibration_task(home: Path, absent: list[str], model: str | None) -> int:
+def absent_calibration_task(home: Path, absent: list[str], model: str | None,
+                            progress: Callback | None = None) -> int:
     """Calibrate on music known to be absent and publish the thresholds; returns the generation.
 
     See :func:`audiosim.match.calibrate.calibrate` and
     :func:`audiosim.index.writer.store_calibration`.
     """
-    return lib.store_calibration(home, calibrate(home, absent, model=model))
+    return lib.store_calibration(home, calibrate(home, absent, model=model, progress=progress))
 
 
 @flow(name="index", log_prints=False, persist_result=False)
@@ -92,6 +98,7 @@ def index_flow(
     workers: int = 1,
     batch_size: int | None = None,
     absent: list[str] | None = None,
+    progress: Callback | None = None,
 ) -> list[UpdateResult]:
     """Update the index of a data home from its catalogue, optionally compacting it.
 
@@ -124,6 +131,9 @@ def index_flow(
         updated without leave-one-track-out calibration, and the thresholds
         are calibrated on clips of these files and published (a generation
         of their own).
+    progress : callable, optional
+        ``progress(stage, info)`` (:mod:`audiosim.progress`): embedding and
+        calibration in this process report through it.
 
     Returns
     -------
@@ -145,11 +155,11 @@ def index_flow(
         for _, future in bounded(batches(job.tracks, size), 2 * max(1, int(workers)),
                                  lambda b: embed_batch_task.submit(dh.root, job, b, len(b))):
             future.result()  # an error here is an error of the update too
-    results = [update_task(dh.root, m, config, rebuild, calibrate and not absent)]
+    results = [update_task(dh.root, m, config, rebuild, calibrate and not absent, progress)]
     if compact:
-        results.append(compact_task(dh.root, m, False))
+        results.append(compact_task(dh.root, m, False, progress))
     if absent:
-        absent_calibration_task(dh.root, [str(p) for p in absent], m)
+        absent_calibration_task(dh.root, [str(p) for p in absent], m, progress)
     publish_artifacts(results, dh.root)
     return results
 

@@ -58,6 +58,7 @@ from audiosim.ingest.ingest import (
 )
 from audiosim.ingest.summary import results_table, summary_markdown
 from audiosim.runners import batches, bounded, fan_out, one_torch_thread
+from audiosim.store.errors import DiskFullError
 
 RETRIES = 2
 """Further attempts of a one-file task after a transient error."""
@@ -127,6 +128,8 @@ def _settle(unit: list[Path], future: PrefectFuture[Any], home: Path) -> BatchRe
     """
     try:
         done = future.result()
+    except DiskFullError:
+        raise  # the disk's fault, not the files': the run stops
     except Exception as exc:
         return BatchResult(tuple(lib.record_error(p, home, exc) for p in unit))
     return done if isinstance(done, BatchResult) else BatchResult((done,))

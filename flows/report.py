@@ -1,9 +1,11 @@
 """Prefect flow that writes a playlist report.
 
-All the work is in :mod:`audiosim.report`; this flow ingests the playlist's
-files that are not catalogued yet (as the ``ingest`` sub-flow, with its own
-artifacts), builds and writes the report, and publishes its summary as
-artifacts: ``playlist-report-summary`` (Markdown, the same summary as
+All the work is in :mod:`audiosim.report`; this flow, when asked to
+(``ingest``), ingests the playlist's files that are not catalogued yet and
+lie under the allowed folders (as the ``ingest`` sub-flow, with its own
+artifacts; other paths are listed in the report and never opened, so a
+playlist given to a deployment cannot make a worker read arbitrary files),
+builds and writes the report, and publishes its summary as artifacts: ``playlist-report-summary`` (Markdown, the same summary as
 ``summary.md`` beside the HTML) and the tables ``playlist-report-tracks``,
 ``playlist-report-order``, ``playlist-report-additions`` and, when some
 entries could not be analysed, ``playlist-report-missing``.
@@ -25,7 +27,7 @@ from prefect.cache_policies import NO_CACHE
 
 from audiosim.format import markdown_code
 from audiosim.report.analysis import PlaylistReport, build_report
-from audiosim.report.playlist import read_playlist, uncatalogued
+from audiosim.report.playlist import allowed_folders, read_playlist, uncatalogued
 from audiosim.report.write import summary_markdown, write_report
 from audiosim.similarity.model import load_similarity_model
 from audiosim.store.home import DataHome
@@ -36,9 +38,12 @@ TRACK_COLUMNS = ["position", "id", "title", "tempo_bpm", "key", "mode", "loudnes
 
 
 @task(name="build-report", cache_policy=NO_CACHE, persist_result=False)
-def build_report_task(playlist: str, home: str, n_additions: int, model: str | None) -> PlaylistReport:
+def build_report_task(
+    playlist: str, home: str, n_additions: int, model: str | None, allow: list[str] | None = None,
+) -> PlaylistReport:
     """Analyse the playlist (see :func:`audiosim.report.analysis.build_report`); files are ingested already."""
-    return build_report(playlist, home, model=load_similarity_model(model), ingest=False, n_additions=n_additions)
+    return build_report(playlist, home, model=load_similarity_model(model), ingest=False, allow=allow,
+                        n_additions=n_additions)
 
 
 @task(name="write-report", cache_policy=NO_CACHE, persist_result=False)
@@ -72,9 +77,10 @@ def report_flow(
     playlist: str,
     home: str | None = None,
     out: str | None = None,
-    ingest: bool = True,
+    ingest: bool = False,
     n_additions: int = 10,
     model: str | None = None,
+    allow: list[str] | None = None,
 ) -> str:
     """Write a playlist report and publish its summary as artifacts.
 
@@ -87,11 +93,16 @@ def report_flow(
     out : str, optional
         Output folder (default ``<home>/reports/<playlist name>/``).
     ingest : bool
-        Ingest playlist files that are not catalogued yet (else report them as missing).
+        Ingest the playlist files under the ``allow`` folders that are not
+        catalogued yet (else the report lists them as not in the catalogue).
     n_additions : int
         Number of suggested additions.
     model : str, optional
         Song-similarity model (default ``models/similarity.pt``).
+    allow : list of str, optional
+        Folders whose files the playlist may name beyond the catalogue
+        (default: the playlist's own folder). Anything else is listed in the
+        report and never opened.
 
     Returns
     -------
@@ -99,11 +110,12 @@ def report_flow(
         Path of ``report.html``.
     """
     root = str(DataHome.resolve(home).root)
+    folders = allowed_folders(playlist, allow)
     if ingest:
-        pending = uncatalogued(read_playlist(playlist), root)
+        pending = uncatalogued(read_playlist(playlist), root, folders)
         if pending:
             ingest_flow(pending, home=root)
-    report = build_report_task(playlist, root, n_additions, model)
+    report = build_report_task(playlist, root, n_additions, model, [str(f) for f in folders])
     html = write_report_task(report, out)
     publish_artifacts(report, html)
     return html

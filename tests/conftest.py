@@ -109,12 +109,13 @@ def bad_files(tmp_path: Path) -> dict[str, Path]:
 EXPECTED_REASONS = {
     "empty": {"empty"},
     "not-audio": {"not-audio"},
-    "truncated": {"not-audio", "unreadable"},
-    "corrupt": {"not-audio", "unreadable"},
+    "truncated": {"truncated"},
+    "corrupt": {"corrupt"},
     "silence": {"silence"},
-    "non-finite": {"non-finite"},
+    "non-finite": {"corrupt"},  # NaN samples are damaged data
     "too-short": {"too-short"},
 }
+"""The reason each of :func:`bad_files` must fail with: reasons from ``audiosim.signal.audio.REASONS``."""
 
 
 @pytest.fixture(scope="session")

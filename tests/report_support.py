@@ -1,19 +1,26 @@
-"""Shared by the report tests and the report flow test: a small songbook library, hostile tags, a synthetic report."""
+"""Shared by the report tests and the report flow test: a small songbook library, hostile tags, a synthetic report,
+the page's embedded images."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import io
+import os
+import shutil
+import subprocess
+import tempfile
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import soundfile as sf
-import torch
 from mutagen.flac import FLAC
+from PIL import Image
 
-from audiosim.config import SIMILARITY_MODEL, similarity_features
 from audiosim.demo.songbook import write_songbook
-from audiosim.fingerprint.model import Encoder, save_encoder
 from audiosim.ingest.ingest import ingest_many
 from audiosim.report.analysis import (
     PlaylistReport,
@@ -60,9 +67,7 @@ def build_library(root: Path) -> Library:
     hostile = [tagged_flac(paths[8], root / "songs" / "script.flac", SCRIPT_TITLE, FORMULA_TAG),
                tagged_flac(paths[9], root / "songs" / "formula.flac", FORMULA_TAG, "@SUM(A1:A9)")]
     ingest_many(hostile, home)
-    torch.manual_seed(0)
-    save_encoder(Encoder(SIMILARITY_MODEL, similarity_features()), root / "model.pt", {"kind": "test"})
-    return Library(root, home, paths[:8], hostile, load_similarity_model(root / "model.pt"))
+    return Library(root, home, paths[:8], hostile, load_similarity_model())
 
 
 def synthetic_report(titles: list[str], n_catalogue: int = 30, seed: int = 0) -> PlaylistReport:
@@ -110,3 +115,59 @@ def synthetic_report(titles: list[str], n_catalogue: int = 30, seed: int = 0) ->
         additions=additions, catalogue_map=catalogue_map(cat_tracks, cat_vecs, dict(zip(ids, ids)), [n + 1]),
         descriptor_errors={n: f"could not decode {titles[0]}"},
     )
+
+
+def page_images(html: str) -> list[str]:
+    """The ``src`` of every ``<img>`` in ``html`` (empty string for an image without one)."""
+    class Images(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.sources: list[str] = []
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag == "img":
+                self.sources.append(dict(attrs).get("src") or "")
+
+    parser = Images()
+    parser.feed(html)
+    return parser.sources
+
+
+def assert_images_are_png(html: str, expected: int) -> None:
+    """``html`` has ``expected`` images and each is an embedded, non-empty PNG that decodes."""
+    sources = page_images(html)
+    assert len(sources) == expected, f"{len(sources)} images, expected {expected}"
+    for i, src in enumerate(sources):
+        head, _, data = src.partition(",")
+        assert head == "data:image/png;base64" and data, f"image {i}: not an embedded PNG: {src[:60]!r}"
+        try:
+            raw = base64.b64decode(data, validate=True)
+        except binascii.Error as e:
+            raise AssertionError(f"image {i}: bad base64: {e}") from None
+        assert raw.startswith(b"\x89PNG\r\n\x1a\n"), f"image {i}: not PNG bytes"
+        with Image.open(io.BytesIO(raw)) as img:
+            img.verify()
+        with Image.open(io.BytesIO(raw)) as img:
+            assert img.width > 100 and img.height > 100, f"image {i}: {img.size}"
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars"]
+
+
+def chromium() -> str | None:
+    """The headless browser of the browser tests (Debian's ``chromium``), if installed."""
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def run_chromium(*args: str, timeout: float = 180) -> str:
+    """Run headless chromium with ``args`` in a throwaway profile; returns its stdout."""
+    exe = chromium()
+    assert exe is not None, "chromium is not installed (apt-get install -y chromium)"
+    profile = tempfile.mkdtemp(prefix="chromium-")
+    try:
+        done = subprocess.run([exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args], check=True,
+                              capture_output=True, text=True, timeout=timeout, env={**os.environ, "HOME": profile})
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+    return done.stdout

@@ -13,7 +13,6 @@ from audiosim.cli.options import (
 )
 from audiosim.cli.output import write_rows
 from audiosim.format import duration
-from audiosim.store.catalog import Catalog
 from audiosim.store.home import DataHome
 
 TABLE_COLUMNS = ["status", "duration", "title", "artist", "album", "path"]
@@ -39,6 +38,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the catalogue's tracks, indexed by id."""
+    # the stages this command runs, imported when it runs: --help needs neither torch nor Prefect
+    from audiosim.store.catalog import Catalog
     home = DataHome.resolve(args.home)
     try:
         cat = Catalog(home.catalog_path, create=False)

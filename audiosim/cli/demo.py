@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from audiosim.cli.options import home_option
-from audiosim.demo.run import run_demo
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -22,4 +21,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo in the data home of ``--home``."""
+    # the stages this command runs, imported when it runs: --help needs neither torch nor Prefect
+    from audiosim.demo.run import run_demo
     return run_demo(args.home)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Sequence
 
 from audiosim.cli.options import (
     EXIT_OK,
@@ -26,6 +27,7 @@ from audiosim.cli.options import (
 from audiosim.index.manifest import Manifest
 from audiosim.index.settings import index_config_for, parse_speeds
 from audiosim.index.writer import UpdateResult
+from audiosim.progress import Progress
 from audiosim.runners import prefect_api_for_workers
 from flows.index import run_index
 
@@ -47,7 +49,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="encoder checkpoint (default: the index's own, else models/fingerprint.pt)")
     p.add_argument("--compact", action="store_true", help="then merge all shards into one, dropping removed tracks")
     p.add_argument("--rebuild", action="store_true", help="re-embed every track (to change model or settings)")
-    p.add_argument("--no-calibrate", action="store_true", help="keep the current thresholds")
+    p.add_argument("--no-calibrate", action="store_true",
+                   help="keep the current thresholds (with --rebuild: those of the index it replaces, when "
+                   "they hold for the new one: same model, feature settings, hop, metric and speeds)")
     p.add_argument("--absent", nargs="+", type=Path, default=None, metavar="FILE",
                    help="calibrate on these files of music known not to be in the catalogue "
                    "(instead of leave-one-track-out)")
@@ -59,7 +63,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "default 1 (about +-3%%). 1 is always tried, first; the others only for clips that do "
                    "not match as given")
     add_runner_options(p, "batches of tracks embedded")
-    p.add_argument("-q", "--quiet", action="store_true", help="print only the summary line")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="print only the summary line (no progress: a bar per step in a terminal, "
+                   "else a line per step with its time, on stderr)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,11 +83,11 @@ def run(args: argparse.Namespace) -> int:
     workers = in_flight(spec)
     absent = None if not args.absent else [str(p) for p in args.absent]
     try:
-        with prefect_api_for_workers(spec):
+        with prefect_api_for_workers(spec), Progress(enabled=not args.quiet) as progress:
             results = run_index(
                 spec.task_runner(), home=home.root, model=args.model, compact=args.compact,
                 rebuild=args.rebuild, calibrate=not args.no_calibrate, config=config,
-                workers=workers, absent=absent,
+                workers=workers, absent=absent, progress=progress,
             )
     except FileNotFoundError as e:
         raise UsageError(str(e)) from e
@@ -91,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from e  # the absent music cannot calibrate (too short, unreadable)
     for i, r in enumerate(results):
         print_result(r, first=i == 0)
-    print_thresholds(Manifest.load(home.index_dir), quiet=args.quiet)
+    print_thresholds(Manifest.load(home.index_dir), quiet=args.quiet, results=results,
+                     calibrated=not args.no_calibrate or absent is not None)
     return EXIT_OK
 
 
@@ -112,9 +119,15 @@ def print_result(r: UpdateResult, first: bool) -> None:
               file=sys.stderr)
 
 
-def print_thresholds(manifest: Manifest, quiet: bool) -> None:
-    """The thresholds the index now has (unless ``quiet``), or a warning that nothing can match."""
+def print_thresholds(
+    manifest: Manifest, quiet: bool, results: Sequence[UpdateResult] = (), calibrated: bool = True
+) -> None:
+    """The thresholds the index now has (unless ``quiet``), or a warning that
+    nothing can match and why: thresholds for another score, thresholds a
+    rebuild could not keep (``results``), calibration not asked for
+    (``calibrated`` False, i.e. ``--no-calibrate``), or too little audio."""
     cal = manifest.calibration
+    dropped = next((r.thresholds_dropped for r in results if r.thresholds_dropped), "")
     if cal is not None and cal.is_current():
         if not quiet:
             cells = ", ".join(f"{row['seconds']:g} s > {row['threshold']:.3g}" for row in cal.table())
@@ -122,6 +135,12 @@ def print_thresholds(manifest: Manifest, quiet: bool) -> None:
     elif cal is not None:
         print("warning: the index's thresholds were calibrated for an older kind of score, so nothing will "
               "match; run `audiosim index` without --no-calibrate", file=sys.stderr)
+    elif dropped:
+        print(f"warning: the rebuilt index has no calibrated thresholds, so nothing will match: {dropped}; "
+              "run `audiosim index` without --no-calibrate", file=sys.stderr)
+    elif not calibrated:
+        print("warning: the index has no calibrated thresholds and --no-calibrate computed none, so nothing "
+              "will match; run `audiosim index` without --no-calibrate", file=sys.stderr)
     else:
         print("warning: the index has no calibrated thresholds, so nothing will match "
               "(calibration needs at least two tracks with readable audio)", file=sys.stderr)

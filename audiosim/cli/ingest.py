@@ -11,8 +11,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from tqdm import tqdm
-
 from audiosim.cli.options import (
     EXIT_FAILURES,
     EXIT_OK,
@@ -25,12 +23,7 @@ from audiosim.cli.options import (
     runner_spec,
 )
 from audiosim.config import FeatureConfig
-from audiosim.demo.songbook import write_songbook
-from audiosim.ingest.discover import discover
-from audiosim.ingest.ingest import count_statuses, prepare
-from audiosim.runners import prefect_api_for_workers
 from audiosim.store.home import DataHome
-from flows.ingest import run_ingest
 
 SHOWN_FAILURES = 20
 """Failed (and pruned) files listed one by one; the rest are counted."""
@@ -67,6 +60,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Ingest the given paths (or the songbook) into the data home; 1 if some file failed."""
+    # the stages this command runs, imported when it runs: --help needs neither torch nor Prefect
+    from tqdm import tqdm
+
+    from audiosim.demo.songbook import write_songbook
+    from audiosim.ingest.ingest import count_statuses, prepare
+    from audiosim.runners import prefect_api_for_workers
+    from flows.ingest import run_ingest
     check_at_least_one("--workers", args.workers)
     spec = runner_spec(args)
     home = DataHome.resolve(args.home)
@@ -125,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
 
 def discover_paths(paths: list[Path]) -> list[Path]:
     """The audio files of ``paths`` (:func:`audiosim.ingest.discover.discover`); bad paths are usage errors."""
+    # the stages this command runs, imported when it runs: --help needs neither torch nor Prefect
+    from audiosim.ingest.discover import discover
     try:
         return discover(paths)
     except FileNotFoundError as e:

@@ -68,7 +68,8 @@ def model_option() -> argparse.ArgumentParser:
     """A parent parser with ``--model PATH``, the song-similarity model."""
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("--model", type=Path, default=None, metavar="PATH",
-                   help="song-similarity model (default: models/similarity.pt)")
+                   help="weights of the song model; only the shipped musicnn weights are accepted "
+                   "(default: models/musicnn/msd_musicnn.pt, frozen MSD musicnn features)")
     return p
 
 

@@ -1,11 +1,13 @@
 """Rows printed for people (a table) or programs (CSV, JSON): the one writer.
 
 Every listing command (``catalog``, ``identify``, ``monitor``, ``similar``,
-``moods --csv``) prints through :func:`write_rows`, so that ``--format``
-means the same everywhere: JSON is a list of records (timestamps in ISO
-8601, text as UTF-8), CSV has a header row, and the table is pandas'
-aligned text with missing values blank. Table cells may be formatted for
-reading (durations as ``m:ss``, scores to three decimals); CSV and JSON
+``moods``) prints through :func:`write_rows`, so that ``--format`` means the
+same everywhere: JSON is a list of records (text as UTF-8), CSV has a header
+row, and both write timestamps the same way, ISO 8601 in UTC to the
+millisecond (``2024-05-01T12:00:00.000Z``, :func:`iso_timestamps`). The
+table is pandas' aligned text with one header line (the index, when written,
+is its first column) and missing values blank. Table cells may be formatted
+for reading (durations as ``m:ss``, scores to three decimals); CSV and JSON
 keep the values as they are.
 """
 
@@ -13,11 +15,12 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Callable, Literal, Mapping, Sequence, TextIO
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Sequence, TextIO
 
 from audiosim.cli.options import FORMATS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Format = Literal["table", "csv", "json"]
 
@@ -56,28 +59,49 @@ def write_rows(
     out : text stream, optional
         Where to write (default: ``sys.stdout`` at the time of the call).
     """
+    import pandas as pd  # imported when rows are written: --help does not wait for pandas
+
     out = sys.stdout if out is None else out
     df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows), columns=columns)
     if columns is not None:
         df = df[list(columns)]
     if fmt == "json":
-        records = df.reset_index() if index else df
-        out.write(json.dumps(json.loads(records.to_json(orient="records", date_format="iso")),
-                             indent=2, ensure_ascii=False) + "\n")
+        records = iso_timestamps(df.reset_index() if index else df)
+        out.write(json.dumps(json.loads(records.to_json(orient="records")), indent=2, ensure_ascii=False) + "\n")
     elif fmt == "csv":
-        out.write(df.to_csv(index=index))
+        out.write(iso_timestamps(df).to_csv(index=index))
     elif fmt == "table":
         out.write(_table(df, table_formats or {}, index=index, plain_cells=plain_cells) + "\n")
     else:
         raise ValueError(f"unknown output format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
 
+def iso_timestamps(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with its timestamp columns as ISO 8601 text (UTC, milliseconds, ``Z``).
+
+    Naive timestamps are taken as UTC. Missing ones stay missing. The other
+    columns are untouched.
+    """
+    import pandas as pd  # imported when rows are written: --help does not wait for pandas
+
+    columns = [c for c in df.columns if pd.api.types.is_datetime64_any_dtype(df[c])]
+    if not columns:
+        return df
+    out = df.copy()
+    for c in columns:
+        t = out[c]
+        t = t.dt.tz_localize("UTC") if t.dt.tz is None else t.dt.tz_convert("UTC")
+        text = t.dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-3] + "Z"
+        out[c] = text.where(t.notna(), None)
+    return out
+
+
 def _table(df: pd.DataFrame, formats: Mapping[str, Callable[[Any], str]], *, index: bool, plain_cells: bool) -> str:
-    """Every row and column in full (``to_string`` ignores pandas' display limits)."""
-    view = df.copy()
+    """Every row and column in full (``to_string`` ignores pandas' display limits), one header line."""
+    view = df.reset_index() if index else df.copy()
     for column, format_value in formats.items():
         view[column] = view[column].map(format_value)
     if plain_cells:
         view = view.astype(object).where(view.notna(), "")
-    return view.to_string(index=index, na_rep="")
+    return view.to_string(index=False, na_rep="")
 

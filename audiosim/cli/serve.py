@@ -19,13 +19,6 @@ from audiosim.cli.options import (
     home_option,
     runner_spec,
 )
-from flows.deploy import (
-    WATCH_HINT,
-    build_deployments,
-    configure,
-    serve_deployments,
-    unresolved_parameters,
-)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -56,6 +49,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """List or serve the deployments; returns the exit code."""
+    # the stages this command runs, imported when it runs: --help needs neither torch nor Prefect
+    from flows.deploy import (
+        WATCH_HINT,
+        build_deployments,
+        configure,
+        serve_deployments,
+        unresolved_parameters,
+    )
     spec = runner_spec(args)
     for w in args.watch or []:
         if not w.is_dir():

@@ -15,9 +15,8 @@ from audiosim.cli.options import (
     need_catalogue,
 )
 from audiosim.cli.output import write_rows
-from audiosim.cli.song_model import load_song_model
 from audiosim.format import duration
-from audiosim.similarity.song_index import resolve_track, similar
+from audiosim.progress import Progress
 
 TABLE_COLUMNS = ["rank", "score", "id", "title", "duration", "path"]
 """The table's columns (csv and json give every column of :func:`audiosim.similarity.song_index.similar`)."""
@@ -35,20 +34,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "catalogue or the model changed, before the query.",
     )
     p.add_argument("track", metavar="TRACK",
-                   help="catalogue id (see `audiosim catalog`) or audio file; a file that is not in the "
-                   "catalogue is analysed on the fly")
+                   help="catalogue id (see `audiosim catalog`), audio file, or title: a whole title or a "
+                   "part of one, case-insensitive, that names one track (a part found in several titles "
+                   "lists them); a file that is not in the catalogue is analysed on the fly")
     p.add_argument("-k", type=int, default=10, metavar="N", help="number of songs to list (default: 10)")
     add_format_option(p)
 
 
 def run(args: argparse.Namespace) -> int:
     """Print the ``-k`` songs most similar to the track, best first."""
+    # the stages this command runs, imported when it runs: --help needs neither torch nor Prefect
+    from audiosim.cli.song_model import load_song_model
+    from audiosim.similarity.song_index import resolve_track, similar
     check_at_least_one("-k", args.k)
     home = need_catalogue(args)
     model = load_song_model(args)
     try:
         query = resolve_track(args.track, home)
-        df = similar(args.track, home, k=args.k, model=model, log=lambda m: print(m, file=sys.stderr))
+        with Progress() as progress:
+            df = similar(query.path if query.track_id is not None else args.track, home, k=args.k, model=model,
+                         log=lambda m: print(m, file=sys.stderr), progress=progress)
     except (LookupError, FileNotFoundError) as e:
         raise UsageError(str(e)) from None
     if args.format != "table":

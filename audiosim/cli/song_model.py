@@ -1,24 +1,27 @@
-"""The song-similarity model of ``--model``, shared by ``similar``, ``moods`` and ``report``."""
+"""The song model of ``--model``, shared by ``similar``, ``moods`` and ``report``."""
 
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from audiosim.cli.options import UsageError
-from audiosim.fingerprint.model import Encoder
-from audiosim.similarity.model import DEFAULT_SIMILARITY_MODEL, load_similarity_model
+
+if TYPE_CHECKING:
+    from audiosim.similarity.model import SongModel
 
 
-def load_song_model(args: argparse.Namespace) -> Encoder:
-    """The model of ``--model`` (default ``models/similarity.pt``).
+def load_song_model(args: argparse.Namespace) -> SongModel:
+    """The song model: frozen MSD musicnn features (``--model`` may only name their weights).
 
     Raises
     ------
     UsageError
-        If there is no such file (saying how to train one).
+        If ``--model`` names another file (the old trained encoder is no longer supported).
     """
-    path = args.model or DEFAULT_SIMILARITY_MODEL
+    # the stages this command runs, imported when it runs: --help needs neither torch nor Prefect
+    from audiosim.similarity.model import load_similarity_model
     try:
-        return load_similarity_model(path)
-    except FileNotFoundError:
-        raise UsageError(f"no similarity model at {path} (train one with `python scripts/train_similarity.py`)") from None
+        return load_similarity_model(args.model)
+    except (ValueError, FileNotFoundError) as e:
+        raise UsageError(str(e)) from None

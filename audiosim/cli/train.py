@@ -7,10 +7,7 @@ from pathlib import Path
 
 from audiosim.cli.options import EXIT_OK, UsageError, home_option
 from audiosim.config import TrainConfig
-from audiosim.ingest.discover import discover
 from audiosim.store.home import DataHome
-from audiosim.training.data import catalogue_track_refs, track_refs
-from audiosim.training.loop import train_from_tracks
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -43,6 +40,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train, keeping the best checkpoint by validation, and print where it is."""
+    # the stages this command runs, imported when it runs: --help needs neither torch nor Prefect
+    from audiosim.ingest.discover import discover
+    from audiosim.training.data import catalogue_track_refs, track_refs
+    from audiosim.training.loop import train_from_tracks
     home = DataHome.resolve(args.home)
     if args.paths:
         tracks = track_refs(discover(args.paths))

@@ -6,6 +6,15 @@ small enough to embed on a laptop CPU. A checkpoint carries a card (configs,
 data, metrics) and is refused when the feature settings it was trained with
 differ. An encoder loaded from a checkpoint carries a :class:`ModelIdentity`
 (path, digest, card); :func:`model_digest` names any encoder.
+
+Checkpoints are user-reachable files (``--model``, ``train --init-from``,
+resume files, the model path an index's manifest records), so they hold
+tensors and plain data only (dicts, lists, tuples, str, int, float, bool,
+None) and are read with ``torch.load(..., weights_only=True)``: a file whose
+unpickling would build any other object, and so could run code, is refused
+with :class:`UnsafeCheckpointError` before anything in it runs (any other
+file that is no checkpoint: :class:`CheckpointError`, its base).
+:func:`save_encoder` refuses to write a checkpoint that would not load so.
 """
 
 from __future__ import annotations
@@ -14,6 +23,8 @@ import copy
 import hashlib
 import io
 import json
+import pickle
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from audiosim.config import FeatureConfig, ModelConfig
+from audiosim.fingerprint.errors import CheckpointError, UnsafeCheckpointError
 from audiosim.signal.features import normalise
 from audiosim.store.atomic import atomic_write_bytes
 
@@ -177,7 +189,15 @@ def save_encoder(model: Encoder, path: str | Path, card: dict[str, Any] | None =
     card : dict, optional
         Free-form metadata (data used, training settings, metrics).
     **extra
-        Further objects stored in the checkpoint (e.g. optimiser state).
+        Further entries stored in the checkpoint (e.g. optimiser state, RNG
+        states): tensors and plain data only.
+
+    Raises
+    ------
+    TypeError
+        If the card or an extra entry holds another kind of object (a
+        ``Path``, a numpy array, a dataclass...): :func:`load_checkpoint`
+        would refuse the file, so it is not written.
     """
     card = dict(card or {})
     card.update(
@@ -187,16 +207,68 @@ def save_encoder(model: Encoder, path: str | Path, card: dict[str, Any] | None =
     )
     buf = io.BytesIO()
     torch.save({"state_dict": model.state_dict(), "card": card, **extra}, buf)
+    try:
+        torch.load(io.BytesIO(buf.getvalue()), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise TypeError(
+            f"not saving {path}: the checkpoint would hold objects other than tensors and plain data, "
+            f"which loading refuses ({_refusal_reason(e)})"
+        ) from None
     atomic_write_bytes(path, buf.getvalue())
     atomic_write_bytes(Path(path).with_suffix(".json"), (json.dumps(card, indent=2, sort_keys=True) + "\n").encode())
 
 
+def _refused_global(error: Exception) -> str | None:
+    """The object torch's weights-only unpickler refused to build, if it names one."""
+    found = re.search(r"GLOBAL ([\w.]+)", str(error))
+    return found.group(1) if found else None
+
+
+def _refusal_reason(error: Exception) -> str:
+    """What the weights-only unpickler refused, in a few words (not torch's
+    advice to load the file with ``weights_only=False``)."""
+    name = _refused_global(error)
+    if name:
+        return f"it would build {name}"
+    found = re.search(r"Unsupported operand \d+", str(error))
+    return found.group(0) if found else "not a torch checkpoint"
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint dict (weights, card, and whatever else was saved)."""
+    """Read a checkpoint dict (weights, card, and whatever else was saved), safely.
+
+    Only tensors and plain data are unpickled (``weights_only=True``); the
+    shipped models, and every checkpoint and resume file :func:`save_encoder`
+    writes, load so.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no file at ``path``.
+    UnsafeCheckpointError
+        If the file holds any other object (loading it could run code).
+    CheckpointError
+        If the file is not a checkpoint (truncated, another format, a pickle
+        the weights-only reader cannot parse, no weights or card); nothing
+        in it ran either.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no model checkpoint at {path}")
-    return torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if _refused_global(e) is None:  # not a pickle of ours at all
+            raise CheckpointError(f"{path}: not a readable model checkpoint ({_refusal_reason(e)})") from None
+        raise UnsafeCheckpointError(
+            f"{path}: refused: this checkpoint holds objects other than tensors and plain data, and loading "
+            f"them could run code; use a checkpoint written by audiosim ({_refusal_reason(e)})"
+        ) from None
+    except Exception as e:  # truncated, not a torch file, ...
+        raise CheckpointError(f"{path}: not a readable model checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(ckpt, dict) or not {"state_dict", "card"} <= ckpt.keys():
+        raise CheckpointError(f"{path}: not an audiosim model checkpoint (no weights and card)")
+    return ckpt
 
 
 def load_encoder(path: str | Path = DEFAULT_FINGERPRINT_MODEL, features: FeatureConfig | None = None) -> Encoder:
@@ -212,6 +284,11 @@ def load_encoder(path: str | Path = DEFAULT_FINGERPRINT_MODEL, features: Feature
     features : FeatureConfig, optional
         The feature settings the caller will feed; a checkpoint trained with
         other settings raises :class:`~audiosim.config.ConfigMismatchError`.
+
+    Raises
+    ------
+    FileNotFoundError, UnsafeCheckpointError, CheckpointError
+        See :func:`load_checkpoint`.
     """
     ckpt = load_checkpoint(path)
     card = ckpt["card"]

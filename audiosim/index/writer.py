@@ -15,7 +15,9 @@ Publishing is atomic. Shard files are written to temporary files
 manifest refers to them yet; the manifest
 that lists them is written last, atomically, under the writer lock. A
 writer killed at any moment therefore leaves the previous manifest and
-every file it lists untouched. The files and the manifest are described
+every file it lists untouched; the next writer removes what it left (temporary
+files, and shard files no manifest lists) while it holds the lock
+(:func:`writer_lock`). The files and the manifest are described
 in :mod:`audiosim.index.reader`.
 """
 
@@ -66,6 +68,7 @@ from audiosim.store.atomic import (
 )
 from audiosim.store.catalog import Catalog
 from audiosim.store.content import FeatureStore
+from audiosim.store.errors import ensure_free_space
 from audiosim.store.home import DataHome
 
 Progress = Callable[[str, dict], None]
@@ -221,6 +224,10 @@ class UpdateResult:
     missing_features : int
         Tracks skipped for lack of features.
     calibrated : bool
+    thresholds_dropped : str
+        Why a rebuild without a calibrator did not keep the thresholds of the
+        index it replaced (see :func:`kept_thresholds`); empty when it kept
+        them, or when there were none to keep.
     """
 
     action: str
@@ -239,6 +246,7 @@ class UpdateResult:
     index_items: int = 0
     missing_features: int = 0
     calibrated: bool = False
+    thresholds_dropped: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -250,21 +258,56 @@ def writer_lock(directory: Path, timeout: float = -1) -> Iterator[None]:
 
     The lock is an OS file lock, released if the writer dies. Once it is
     held, temporary files of dead writers are removed (:func:`clean_temp_files`).
+    When the block ends (done, nothing to do, or failed), still under the
+    lock, every shard file the published manifest does not list is removed
+    (:func:`_remove_unreferenced`): superseded shards, and the orphans of a
+    writer killed between renaming its shard files into place and
+    publishing. Only a writer holding the lock writes shard files, so while
+    it is held none is being written. The orphans stay until then, so that
+    their names are not given to the shard this block may write.
     """
     directory.mkdir(parents=True, exist_ok=True)
     with FileLock(str(directory / LOCK_NAME), timeout=timeout):
         clean_temp_files(directory)
-        yield
+        try:
+            yield
+        finally:
+            _remove_unpublished(directory)
+
+
+def annoy_node_bytes(dim: int) -> int:
+    """At most the bytes of one node of an Annoy forest: a count, two children,
+    an offset (euclidean and dot metrics only) and ``dim`` float32."""
+    return 16 + 4 * int(dim)
+
+
+def annoy_tree_bytes(items: int, dim: int, n_trees: int) -> int:
+    """A generous estimate of the bytes Annoy's ``build`` adds for ``n_trees`` trees over ``items``.
+
+    A tree splits until a leaf holds at most ``dim + 2`` items, so it has
+    fewer than ``2 * items / ((dim + 2) / 2)`` nodes; one root copy per tree
+    comes on top.
+    """
+    per_tree = 4 * int(items) // (int(dim) + 2) + 2
+    return int(n_trees) * per_tree * annoy_node_bytes(dim)
 
 
 class _ShardWriter:
-    """Collects one shard's items in an Annoy forest built on disk, at ``ann_path``."""
+    """Collects one shard's items in an Annoy forest built on disk, at ``ann_path``.
+
+    Annoy writes that forest through a memory map, and a memory map that
+    cannot grow on a full disk kills the process (``SIGBUS``): so free
+    space is checked before each track's items and before the build
+    (:func:`~audiosim.store.errors.ensure_free_space`), which raises
+    ``DiskFullError`` instead (the temporary forest is then removed).
+    """
 
     def __init__(self, directory: Path, name: str, dim: int, config: IndexConfig, ann_path: Path):
         self.directory = directory
         self.name = name
         self.dim = dim
         self.config = config
+        self.ann_path = ann_path
         self.ann = AnnoyIndex(dim, config.metric)
         self.ann.on_disk_build(str(ann_path))  # items live in the file, not in memory
         self.n = 0
@@ -274,6 +317,7 @@ class _ShardWriter:
 
     def add(self, track_id: int, content_hash: str, vectors: np.ndarray, times: np.ndarray, seconds: float) -> None:
         """Add one track's segment vectors (ids continue densely)."""
+        ensure_free_space(self.ann_path.parent, len(vectors) * annoy_node_bytes(self.dim), "the index's new shard")
         for v in vectors:
             self.ann.add_item(self.n, v)
             self.n += 1
@@ -285,6 +329,8 @@ class _ShardWriter:
         self.seconds.append(float(seconds))
 
     def build(self) -> None:
+        need = annoy_tree_bytes(self.n, self.dim, self.config.n_trees)
+        ensure_free_space(self.ann_path.parent, need, "building the index's new shard")
         self.ann.build(self.config.n_trees, n_jobs=1)
 
     def id_map(self) -> np.ndarray:
@@ -354,9 +400,10 @@ def _next_shard_number(directory: Path, manifest: Manifest | None) -> int:
     return n
 
 
-def _remove_unreferenced(directory: Path, manifest: Manifest) -> int:
-    """Delete shard files the manifest does not list (superseded or orphaned)."""
-    keep = {s.name for s in manifest.shards}
+def _remove_unreferenced(directory: Path, manifest: Manifest | None) -> int:
+    """Delete shard files the manifest does not list (superseded or orphaned;
+    every shard file when there is no manifest)."""
+    keep = {s.name for s in manifest.shards} if manifest is not None else set()
     removed = 0
     for p in directory.glob("shard-*"):
         if p.name.split(".")[0] not in keep:
@@ -364,6 +411,21 @@ def _remove_unreferenced(directory: Path, manifest: Manifest) -> int:
                 p.unlink()
                 removed += 1
     return removed
+
+
+def _remove_unpublished(directory: Path) -> int:
+    """:func:`_remove_unreferenced` against the manifest on disk (call under the writer lock).
+
+    Without a manifest (a first build that died) no shard file is published,
+    so all go; an unreadable manifest leaves everything as found.
+    """
+    try:
+        manifest = Manifest.load(directory)
+    except FileNotFoundError:
+        manifest = None
+    except ValueError:
+        return 0
+    return _remove_unreferenced(directory, manifest)
 
 
 def _publish(directory: Path, manifest: Manifest, progress: Progress) -> None:
@@ -374,8 +436,7 @@ def _publish(directory: Path, manifest: Manifest, progress: Progress) -> None:
         manifest.calibration = replace(Calibration.from_dict(cal.to_dict()), max_false_match=manifest.config.max_false_match)
     manifest.generation += 1
     manifest.updated = utc_now()
-    manifest.save(directory)
-    _remove_unreferenced(directory, manifest)
+    manifest.save(directory)  # the superseded shards go when the writer lock is released
     progress("published", {"generation": manifest.generation})
 
 
@@ -425,6 +486,38 @@ def _state(dh: DataHome, model: Encoder | str | Path | None, config: IndexConfig
     store = FeatureStore(dh.features_dir, enc.features)
     catalogue, dups, durations = indexable_tracks(dh)
     return _State(old, base, enc, cfg, store, plan_update(base, catalogue, store, dups), durations)
+
+
+def kept_thresholds(old: Manifest, model: Encoder, config: IndexConfig) -> tuple[Calibration | None, str]:
+    """The thresholds of the index a rebuild replaces, if they hold for the new one.
+
+    They do when the new index embeds the same catalogue with the same model
+    (digest), feature settings, hop and metric, for the same clip score and
+    query speeds (:meth:`Calibration.is_current`): its absent clips score as
+    they did. A rebuild without a calibrator then keeps them, instead of
+    leaving an index that matches nothing.
+
+    Returns
+    -------
+    (Calibration or None, str)
+        The thresholds to keep, or None and why they cannot be kept (empty
+        when the old index had none).
+    """
+    cal = old.calibration
+    if cal is None:
+        return None, ""
+    digest = model_digest(model)
+    if old.model_digest != digest:
+        return None, (f"the previous thresholds were calibrated for another model (digest {old.model_digest}, "
+                      f"the index is now built with {digest})")
+    if old.feature_config != model.features:
+        return None, "the previous thresholds were calibrated for other feature settings"
+    changed = [n for n in ("index_hop_seconds", "metric") if getattr(old.config, n) != getattr(config, n)]
+    if changed:
+        return None, f"the previous thresholds were calibrated for another {' and '.join(changed)}"
+    if not cal.is_current(config):
+        return None, "the previous thresholds were calibrated for another kind of score or other query speeds"
+    return cal, ""
 
 
 def needs_calibration(calibration: Calibration | None, added: int, config: IndexConfig) -> bool:
@@ -498,7 +591,9 @@ def update(
         computed on (:func:`needs_calibration`); otherwise the stored
         thresholds are kept. Without a calibrator the update never
         calibrates: the stored thresholds (if any) are kept and count the
-        tracks added.
+        tracks added; a ``rebuild`` keeps those of the index it replaces
+        when they hold for the new one (:func:`kept_thresholds`; else
+        :attr:`UpdateResult.thresholds_dropped` says why not).
     progress : callable, optional
         ``progress(stage, info)``; see :data:`Progress`.
     lock_timeout : float
@@ -547,6 +642,11 @@ def update(
             "rebuild" if rebuild and old else "update", manifest.generation,
             tombstoned_tracks=len(plan.tombstone), missing_features=len(plan.missing_features),
         )
+        unseen = len(plan.add)  # tracks the kept thresholds were not computed on
+        if base is None and old is not None and calibrate is None:
+            manifest.calibration, result.thresholds_dropped = kept_thresholds(old, enc, cfg)
+            was = old.live_tracks()
+            unseen = sum(1 for t, h in plan.add if was.get(t) != h)
         if plan.add:
             previous = Index(directory, base) if base is not None and base.shards else None
             try:
@@ -564,9 +664,9 @@ def update(
         if calibrate is not None and manifest.shards and needs_calibration(manifest.calibration, len(plan.add), cfg):
             result.calibrate_seconds = _calibrate_into(manifest, directory, dh, enc, calibrate, progress)
             result.calibrated = True
-        elif plan.add and manifest.calibration is not None:  # kept: count what it has not seen
+        elif unseen and manifest.calibration is not None:  # kept: count what it has not seen
             kept = manifest.calibration
-            manifest.calibration = replace(kept, added_since=int(kept.added_since or 0) + len(plan.add))
+            manifest.calibration = replace(kept, added_since=int(kept.added_since or 0) + unseen)
         _publish(directory, manifest, progress)
         if plan.add:
             hop = F.seconds_to_frames(manifest.config.index_hop_seconds, enc.features)

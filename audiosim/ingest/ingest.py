@@ -48,16 +48,25 @@ import numpy as np
 from audiosim.config import DecodeConfig, FeatureConfig
 from audiosim.ingest.discover import walk_audio
 from audiosim.runners import one_torch_thread, thread_map
-from audiosim.signal.audio import AudioError, content_hash, probe, stream
+from audiosim.signal.audio import REASONS, AudioError, content_hash, probe, stream
 from audiosim.signal.features import log_mel_stream
 from audiosim.store.catalog import Catalog, Track, normalise_path
 from audiosim.store.content import FeatureStore
+from audiosim.store.errors import DiskFullError, is_disk_full
 from audiosim.store.home import DataHome
 
 STATUSES = ("added", "updated", "skipped", "failed")
 
 MISSING = "missing"
 """Catalogue ``reason`` of a track whose file was deleted (see :func:`prune_missing`)."""
+
+FAILURE_REASONS = {
+    **REASONS,
+    "error": "an unexpected error, or a transient one that outlasted its retries (the detail says which)",
+    MISSING: "the file was deleted (pruned); the row keeps its id in case it comes back",
+}
+"""Every ``reason`` a ``failed`` catalogue row can carry: the decoder's
+:data:`~audiosim.signal.audio.REASONS` and ingest's own two."""
 
 
 @dataclass(frozen=True)
@@ -76,10 +85,12 @@ class IngestResult:
     track_id : int or None
         Catalogue id (None only if the catalogue itself could not be written).
     reason : str or None
-        For ``failed``, the :class:`~audiosim.signal.audio.AudioError` reason or
-        ``error``; for ``updated``, ``changed``, ``moved`` or ``features-missing``.
+        For ``failed``, one of :data:`FAILURE_REASONS`; for ``updated``,
+        ``changed``, ``moved`` or ``features-missing``.
     detail : str or None
-        Human-readable explanation.
+        Human-readable explanation; for a usable file, the warnings of
+        decoding (a file cut short but mostly there), also kept in its
+        catalogue row.
     duration : float or None
         Audio duration in seconds.
     seconds : float
@@ -163,11 +174,14 @@ def prepare(home: str | Path | DataHome | None = None, feature_config: FeatureCo
 
 
 def compute_features(
-    path: str | Path, feature_config: FeatureConfig, decode_config: DecodeConfig
+    path: str | Path, feature_config: FeatureConfig, decode_config: DecodeConfig,
+    warnings: list[str] | None = None,
 ) -> tuple[np.ndarray, float]:
     """Stream-decode ``path`` and compute its log-mel spectrogram.
 
     Memory holds one decode block plus the features, whatever the length.
+    ``warnings`` receives what decoding found wrong without failing the file
+    (see :func:`audiosim.signal.audio.stream`).
 
     Returns
     -------
@@ -187,7 +201,9 @@ def compute_features(
             n_samples += b.shape[0]
             yield b
 
-    logmel = log_mel_stream(counted(stream(path, feature_config.sample_rate, decode_config)), feature_config)
+    logmel = log_mel_stream(
+        counted(stream(path, feature_config.sample_rate, decode_config, warnings)), feature_config
+    )
     if logmel.shape[1] == 0:
         raise AudioError(path, "too-short", "no complete analysis frame")
     return logmel, n_samples / feature_config.sample_rate
@@ -277,7 +293,11 @@ def ingest_file(
                 result = _ingest(key, cat, store, fc, dc)
             except AudioError as e:
                 reason, detail = e.reason, e.detail or str(e)
+            except DiskFullError:
+                raise  # not the file's fault: nothing is recorded, and the batch stops
             except Exception as e:
+                if is_disk_full(e, dh.root):
+                    raise DiskFullError(dh.root, str(e)) from e
                 if is_transient(e):
                     raise
                 reason, detail = "error", f"{type(e).__name__}: {e}"
@@ -307,7 +327,7 @@ def _ingest(path: str, cat: Catalog, store: FeatureStore, fc: FeatureConfig, dc:
     try:
         st = os.stat(path)
     except OSError as e:
-        raise AudioError(path, "unreadable", e.strerror or str(e)) from e
+        raise AudioError.from_os_error(path, e) from e
     size, mtime_ns = st.st_size, st.st_mtime_ns
     row = cat.get_by_path(path)
     if row is not None and row.ok and row.size == size and row.mtime_ns == mtime_ns and store.has(row.content_hash):
@@ -321,14 +341,15 @@ def _ingest(path: str, cat: Catalog, store: FeatureStore, fc: FeatureConfig, dc:
 
     duration = info.duration
     computed = not store.has(digest)
+    warnings: list[str] = []
     if computed:
-        logmel, duration = compute_features(path, fc, dc)
+        logmel, duration = compute_features(path, fc, dc, warnings)
         store.put(digest, logmel)  # atomic, and before the row commits
         del logmel
     tags = read_tags(path)
     fields = dict(
         content_hash=digest, size=size, mtime_ns=mtime_ns, duration=duration,
-        sample_rate=info.sample_rate, channels=info.channels, **tags,
+        sample_rate=info.sample_rate, channels=info.channels, detail="; ".join(warnings) or None, **tags,
     )
     with cat.transaction():
         # Re-read inside the transaction: another process may have catalogued
@@ -343,10 +364,11 @@ def _ingest(path: str, cat: Catalog, store: FeatureStore, fc: FeatureConfig, dc:
                 return IngestResult(path, "updated", moved.id, "moved", f"moved from {moved.path}", duration)
         track_id, inserted = cat.upsert_ok(path, **fields)
     if inserted or row is None or not row.ok:
-        return IngestResult(path, "added", track_id, duration=duration)
+        return IngestResult(path, "added", track_id, detail=fields["detail"], duration=duration)
     if row.content_hash == digest:
-        return IngestResult(path, "updated", track_id, "features-missing", "features recomputed", duration)
-    return IngestResult(path, "updated", track_id, "changed", "file content changed", duration)
+        return IngestResult(path, "updated", track_id, "features-missing", "; ".join(["features recomputed", *warnings]),
+                            duration)
+    return IngestResult(path, "updated", track_id, "changed", "; ".join(["file content changed", *warnings]), duration)
 
 
 def _moved_from(cat: Catalog, digest: str) -> Track | None:
@@ -391,6 +413,8 @@ def ingest_or_record(
     """
     try:
         return ingest_file(path, home, feature_config, decode_config)
+    except DiskFullError:
+        raise
     except Exception as e:
         return record_error(path, home, e)
 
@@ -484,6 +508,8 @@ def ingest_batch(
                 results.append(ingest_file(p, home, feature_config, decode_config))
             except TransientIngestError as e:
                 transient.append(e.path)
+            except DiskFullError:
+                raise
             except Exception as e:
                 results.append(record_error(p, home, e))
     return BatchResult(tuple(results), tuple(transient))

@@ -243,7 +243,7 @@ def _score_excerpts(
         t = torch.from_numpy(x)[None]
         y = augment.Degrader(AugmentConfig(), sr)(t, t.shape[1] - ctx, g)[0] if i % 2 else t[0, ctx:]
         scores.append(excerpt_best(index, model, y.numpy(), lengths, ex))
-        if progress and (i + 1) % 50 == 0:
+        if progress:
             progress("calibrate-clips", {"done": i + 1, "total": len(excerpts)})
     return scores
 
@@ -370,7 +370,9 @@ def calibrate_leave_one_out(
         Default ``index.config.max_false_match``.
     seed : int
     progress : callable, optional
-        ``progress(stage, info)``.
+        ``progress(stage, info)``: ``calibrate-clips`` with ``done`` and
+        ``total`` after each clip is scored, ``calibrate-shared`` with the
+        clips dropped for holding their own music.
 
     Returns
     -------
@@ -460,6 +462,7 @@ def calibrate(
     clips: int | None = None,
     max_false_match: float | None = None,
     seed: int = 0,
+    progress: Callable[[str, dict], None] | None = None,
 ) -> Calibration:
     """Calibrate with clips of audio files known not to be in the catalogue.
 
@@ -475,7 +478,7 @@ def calibrate(
         Music files that are not in the catalogue (undecodable ones are skipped).
     model : Encoder, str or Path, optional
         Default: the index's model.
-    seconds, clips, max_false_match, seed
+    seconds, clips, max_false_match, seed, progress
         As in :func:`calibrate_leave_one_out`.
 
     Returns
@@ -506,7 +509,7 @@ def calibrate(
         rng = np.random.default_rng(seed)
         g = torch.Generator().manual_seed(seed)
         excerpts = _absent_excerpts(waves, int(clips or cfg.calibration_clips), lengths[-1], enc.features, rng)
-        scores = _scores(_score_excerpts(idx, enc, excerpts, [None] * len(excerpts), lengths, g, None))
+        scores = _scores(_score_excerpts(idx, enc, excerpts, [None] * len(excerpts), lengths, g, progress))
         return Calibration(
             "absent-music", cfg.max_false_match if max_false_match is None else float(max_false_match),
             _bins(scores, lengths, enc, cfg), tracks=len(waves), model_digest=model_digest(enc),

@@ -9,29 +9,46 @@ music match), or a fixed threshold when one is given. Candidates of tracks
 removed or changed in the catalogue since indexing are skipped, and the
 answer names the track from the catalogue (:class:`CatalogueView`).
 
+Every answer (:class:`Match`) says what happened: ``status`` is
+``matched``, ``no-match`` (the clip was heard and is not in the catalogue)
+or ``error`` (it could not be heard: unreadable, too short, silence...),
+with a ``reason``; the best candidate is kept apart from the answer, so a
+no-match never names a track where a match would. Bad input raises
+:class:`~audiosim.signal.audio.AudioError` from :meth:`Matcher.match`;
+:meth:`Matcher.answer` turns it into an ``error`` answer for batches.
+
+A lookup is a small batch (one clip's segments), for which torch's
+default of one thread per core costs more in coordination than it gains,
+all the more on a busy machine: lookups run on ``Matcher(threads=1)`` torch
+threads unless told otherwise.
+
 :func:`identify` is the one-call form; long recordings are
 :mod:`audiosim.match.monitor`'s.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
+import os
 import time
 import warnings
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Literal, Sequence
 
 import numpy as np
 import torch
 
 from audiosim.config import IndexConfig
 from audiosim.fingerprint.model import Encoder
+from audiosim.index.manifest import MANIFEST_NAME
 from audiosim.index.reader import Index, check_compatible, resolve_model
 from audiosim.index.thresholds import STATISTIC, Calibration
-from audiosim.match.clips import Clip, clip_name, load_clip
+from audiosim.match.clips import Clip, clip_name, load_clip, unscorable
 from audiosim.match.scoring import ClipScore, query_hop_frames, score_wave
+from audiosim.signal.audio import AudioError
 from audiosim.store.catalog import Catalog
 from audiosim.store.home import DataHome
 
@@ -40,57 +57,128 @@ from audiosim.store.home import DataHome
 # --------------------------------------------------------------------------
 
 
+Status = Literal["matched", "no-match", "error"]
+
+NO_MATCH_REASONS = {
+    "below-threshold": "the best candidate's score did not beat the threshold",
+    "no-candidate": "no indexed segment of a current track was near the clip's",
+    "uncalibrated": "the index has no thresholds, and none was given",
+}
+"""Why a clip that was heard matched nothing (errors have :class:`AudioError`'s reasons)."""
+
+
 @dataclass(frozen=True)
 class Match:
-    """The answer for one clip.
+    """The answer for one clip: what happened, the track if it matched, and the best candidate.
 
     Attributes
     ----------
     clip : str
         The clip's path, or ``<array>``.
+    status : {"matched", "no-match", "error"}
+        ``no-match``: the clip was heard and is not in the catalogue;
+        ``error``: it could not be heard (see ``reason``).
+    reason : str
+        Empty for a match; for a no-match one of :data:`NO_MATCH_REASONS`;
+        for an error :class:`AudioError`'s (``too-short``, ``silence``,
+        ``unreadable``, ``not-audio``, ``corrupt``...).
     track_id : int or None
-        Best candidate track (None when nothing was retrieved); check ``matched``.
+        The matching track; None unless ``status`` is ``matched``.
     path, title : str or None
-        From the catalogue.
-    offset : float
-        Seconds into the track where the clip starts.
+        The matching track's, from the catalogue (None unless matched).
+    offset : float or None
+        Seconds into the matching track where the matched passage starts
+        (None unless matched). Never negative: see ``clip_start``.
+    clip_start : float
+        Seconds into the clip where the best candidate's passage starts:
+        0 unless the clip begins with something else (silence, another
+        track) before the track's own start.
     score : float
-        Verified score of the best (track, offset): summed similarity of
-        the clip's segments with the track there (see :mod:`audiosim.match.scoring`).
+        The clip's score: the best candidate's verified score, summed
+        similarity of the clip's segments with the track there (see
+        :mod:`audiosim.match.scoring`); 0 without a candidate.
+    threshold : float
+        The threshold the score had to beat (calibrated for
+        ``n_segments``, or given; inf without thresholds).
     votes : int
-        Query segments whose neighbours agreed on the best (track, offset).
+        Query segments whose neighbours agreed on the best candidate.
     n_segments : int
         Audible query segments the clip gave.
-    matched : bool
-        ``score > threshold``.
-    threshold : float
-        The threshold applied (calibrated for ``n_segments``, or given).
+    candidate_track_id : int or None
+        The best candidate's track, matched or not (None when nothing was
+        retrieved): what a no-match came closest to.
+    candidate_path, candidate_title : str or None
+        From the catalogue.
+    candidate_offset : float or None
+        Seconds into the candidate track where its passage starts (never negative).
     seconds : float
-        Wall-clock time taken (decode excluded when the clip is an array).
+        Wall-clock time taken, decoding included.
+    decode_seconds : float
+        Of which decoding the file (0 for an array).
     clip_seconds : float
-        Duration of the clip.
+        Duration of the clip (0 when it could not be decoded).
     speed : float
         Playback speed the clip was scored at: 1.05 means it matched as if
         played 5 % fast (see ``IndexConfig.query_speeds``).
+    detail : str
+        What went wrong, for people (empty unless ``status`` is ``error``).
     """
 
     clip: str
-    track_id: int | None
-    path: str | None
-    title: str | None
-    offset: float
-    score: float
-    votes: int
-    n_segments: int
-    matched: bool
-    threshold: float
-    seconds: float
-    clip_seconds: float
+    status: Status
+    reason: str = ""
+    track_id: int | None = None
+    path: str | None = None
+    title: str | None = None
+    offset: float | None = None
+    clip_start: float = 0.0
+    score: float = 0.0
+    threshold: float = math.inf
+    votes: int = 0
+    n_segments: int = 0
+    candidate_track_id: int | None = None
+    candidate_path: str | None = None
+    candidate_title: str | None = None
+    candidate_offset: float | None = None
+    seconds: float = 0.0
+    decode_seconds: float = 0.0
+    clip_seconds: float = 0.0
     speed: float = 1.0
+    detail: str = ""
+
+    @property
+    def matched(self) -> bool:
+        """Whether the clip matched a catalogue track."""
+        return self.status == "matched"
+
+    @property
+    def lookup_seconds(self) -> float:
+        """Time taken after decoding: segmenting, embedding, searching, verifying, deciding."""
+        return self.seconds - self.decode_seconds
+
+    @classmethod
+    def failed(cls, error: AudioError, seconds: float = 0.0, name: str | None = None) -> "Match":
+        """The ``error`` answer for a clip that could not be heard."""
+        return cls(name or error.path, "error", error.reason, seconds=seconds, detail=error.detail or str(error))
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict of the fields (for tables, JSON, CSV)."""
-        return asdict(self)
+        """Plain dict of the fields and ``matched`` (for tables, JSON, CSV)."""
+        return {**asdict(self), "matched": self.matched}
+
+
+def passage_start(offset: float) -> tuple[float, float]:
+    """``(offset in the track, start in the clip)`` of a candidate's passage.
+
+    A candidate's offset is the track time at the clip's start; it is
+    negative when the clip holds the track's beginning after something
+    else (e.g. 5 s of silence or of another song, then the track from its
+    start: -5.0). The passage then starts ``-offset`` s into the clip, at
+    the track's 0.
+
+    >>> passage_start(12.5), passage_start(-5.0)
+    ((12.5, 0.0), (0.0, 5.0))
+    """
+    return (offset, 0.0) if offset >= 0 else (0.0, -offset)
 
 
 @dataclass(frozen=True)
@@ -115,6 +203,9 @@ class ThresholdPolicy:
     max_false_match: float
     fixed: float | None = None
 
+    def __post_init__(self) -> None:
+        check_max_false_match(self.max_false_match)
+
     def overridden(self, threshold: float | None = None, max_false_match: float | None = None) -> "ThresholdPolicy":
         """This policy with whichever of ``threshold`` and ``max_false_match`` are given replaced."""
         if threshold is None and max_false_match is None:
@@ -136,6 +227,12 @@ class ThresholdPolicy:
     def matches(self, cs: ClipScore) -> bool:
         """Whether a clip's score exceeds its threshold."""
         return cs.score > self.threshold(cs.n_segments)
+
+
+def check_max_false_match(rate: float) -> None:
+    """Refuse a target false-match rate outside [0, 1) (``ValueError``): 1 would match everything."""
+    if not 0.0 <= float(rate) < 1.0:
+        raise ValueError(f"max_false_match must be in [0, 1), not {rate}")
 
 
 def _calibration(index: Index) -> Calibration | None:
@@ -233,6 +330,20 @@ class CatalogueView:
 # --------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block on ``n`` torch intra-op threads, then restore the previous count (None: as is)."""
+    if n is None or n == torch.get_num_threads():
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class Matcher:
     """An index and a model loaded once, to identify many clips.
 
@@ -255,6 +366,10 @@ class Matcher:
     home : str or Path, optional
         Data home whose catalogue gives paths and titles (default: the
         index's parent folder).
+    threads : int or None
+        Torch threads a lookup runs on (default 1: a clip is a small
+        batch); the process's setting is restored after each lookup. None
+        leaves torch's setting alone.
 
     Attributes
     ----------
@@ -273,6 +388,8 @@ class Matcher:
         If there is no index.
     ConfigMismatchError
         If ``model`` is not the one the index was built with.
+    ValueError
+        For ``max_false_match`` outside [0, 1) or ``threads`` below 1.
     """
 
     def __init__(
@@ -284,7 +401,14 @@ class Matcher:
         max_false_match: float | None = None,
         config: IndexConfig | None = None,
         home: str | Path | DataHome | None = None,
+        threads: int | None = 1,
     ):
+        if threads is not None and int(threads) < 1:
+            raise ValueError(f"threads must be at least 1, not {threads}")
+        self.threads = None if threads is None else int(threads)
+        """Torch threads of a lookup (None: torch's setting)."""
+        if max_false_match is not None:
+            check_max_false_match(max_false_match)
         if not isinstance(index, Index):
             index = Index.open(index, config=config)
         elif config is not None:
@@ -315,7 +439,8 @@ class Matcher:
         # page faults of the memory-mapped shards): pay them here, not in
         # the first clip's time.
         f = self.model.features
-        self.model.embed(torch.zeros(1, f.n_mels, f.segment_frames))
+        with torch_threads(self.threads):
+            self.model.embed(torch.zeros(1, f.n_mels, f.segment_frames))
         if self.index.n_items:
             self.index.search(np.ones((1, self.index.dim), np.float32), 1)
         if self.tracks.live:
@@ -363,22 +488,36 @@ class Matcher:
         return self.current(score_wave(self.index, self.model, wave, exclude_tracks, self.config, enough))
 
     def decide(
-        self, cs: ClipScore, name: str, clip_seconds: float, started: float, policy: ThresholdPolicy | None = None
+        self,
+        cs: ClipScore,
+        name: str,
+        clip_seconds: float,
+        started: float,
+        policy: ThresholdPolicy | None = None,
+        decode_seconds: float = 0.0,
     ) -> Match:
         """Judge a :class:`ClipScore` and name its track.
 
         ``started`` is when the work on the clip began (``time.perf_counter()``).
         """
-        thr = (policy or self.policy).threshold(cs.n_segments)
+        judge = policy or self.policy
+        thr = judge.threshold(cs.n_segments)
+        timing = dict(decode_seconds=decode_seconds, clip_seconds=clip_seconds, speed=cs.speed,
+                      n_segments=cs.n_segments, threshold=thr)
         best = cs.best
         if best is None:
-            return Match(name, None, None, None, 0.0, 0.0, 0, cs.n_segments, False, thr,
-                         time.perf_counter() - started, clip_seconds, cs.speed)
+            reason = "uncalibrated" if math.isinf(thr) else "no-candidate"
+            return Match(name, "no-match", reason, seconds=time.perf_counter() - started, **timing)
         track = self.tracks.info(best.track)
+        offset, clip_start = passage_start(round(float(best.offset), 3))
+        matched = bool(cs.score > thr)
+        answer = dict(track_id=int(best.track), path=track.path, title=track.title, offset=offset) if matched else {}
         return Match(
-            name, int(best.track), track.path, track.title, round(float(best.offset), 3), round(cs.score, 4),
-            int(best.votes), cs.n_segments, bool(cs.score > thr), thr, time.perf_counter() - started, clip_seconds,
-            cs.speed,
+            name, "matched" if matched else "no-match", "" if matched else
+            ("uncalibrated" if math.isinf(thr) else "below-threshold"),
+            **answer, clip_start=clip_start, score=round(cs.score, 4), votes=int(best.votes),
+            candidate_track_id=int(best.track), candidate_path=track.path, candidate_title=track.title,
+            candidate_offset=offset, seconds=time.perf_counter() - started, **timing,
         )
 
     def match(
@@ -390,7 +529,7 @@ class Matcher:
         threshold: float | None = None,
         max_false_match: float | None = None,
     ) -> Match:
-        """Identify one clip and always return a :class:`Match` (see ``matched``).
+        """Identify one clip that can be heard: a ``matched`` or ``no-match`` :class:`Match`.
 
         Parameters
         ----------
@@ -406,21 +545,45 @@ class Matcher:
         Raises
         ------
         ValueError
-            For an array without ``sr``.
+            For an array without ``sr``, or ``max_false_match`` outside [0, 1).
         AudioError
-            For a file that cannot be decoded.
+            For a clip that cannot be heard, with its ``reason``: a file that
+            cannot be decoded, samples that are empty, NaN or at an
+            impossible rate, a clip too short to fingerprint (``too-short``)
+            or without an audible segment (``silence``).
         """
         started = time.perf_counter()
-        rate = self.model.features.sample_rate
-        wave = load_clip(clip, rate, sr)
-        if not isinstance(clip, (str, Path)):
-            started = time.perf_counter()
+        label = clip_name(clip, name)
         policy = self.policy.overridden(threshold, max_false_match)
-        cs = self.score(wave, policy=policy)
-        return self.decide(cs, clip_name(clip, name), len(wave) / rate, started, policy)
+        rate = self.model.features.sample_rate
+        wave = load_clip(clip, rate, sr, label)
+        decoded = time.perf_counter()
+        decode_seconds = decoded - started if isinstance(clip, (str, Path)) else 0.0
+        if not isinstance(clip, (str, Path)):
+            started = decoded  # an array's resampling is not the lookup's
+        with torch_threads(self.threads):
+            cs = self.score(wave, policy=policy)
+        if cs.n_segments == 0:
+            raise unscorable(label, wave, self.model.features)
+        return self.decide(cs, label, len(wave) / rate, started, policy, decode_seconds)
+
+    def answer(self, clip: Clip, sr: int | None = None, name: str | None = None, **overrides: float | None) -> Match:
+        """:meth:`match`, with a clip that cannot be heard answered as an ``error`` :class:`Match`.
+
+        For batches: one bad clip is reported in its row and the others are
+        still answered.
+        """
+        started = time.perf_counter()
+        try:
+            return self.match(clip, sr, name, **overrides)
+        except AudioError as e:
+            return Match.failed(e, time.perf_counter() - started, clip_name(clip, name))
 
     def identify(self, clip: Clip, sr: int | None = None, **overrides: float | None) -> Match | None:
-        """The :class:`Match` when the clip matches, else None (``overrides`` as in :meth:`match`)."""
+        """The :class:`Match` when the clip matches, None for a real no-match (``overrides`` as in :meth:`match`).
+
+        Raises :class:`AudioError` for a clip that cannot be heard, as :meth:`match` does.
+        """
         m = self.match(clip, sr, **overrides)
         return m if m.matched else None
 
@@ -460,17 +623,39 @@ def _cached_matcher(home: str | None, model: str | None) -> Matcher:
     return Matcher(home, model)
 
 
+def no_index_message(home: DataHome, given: bool) -> str:
+    """Where an index was looked for and how to point elsewhere, for a home without one."""
+    where = "" if given else (
+        " (the default data home: $AUDIOSIM_HOME" + (" is " + str(home.root) if _home_from_env() else
+                                                      " is not set, so ./data of the current folder")
+        + "); pass index=DATA_HOME, set AUDIOSIM_HOME,"
+    )
+    return f"no index in {home.root.resolve()}{where} or build one with `audiosim index`"
+
+
+def _home_from_env() -> bool:
+    return bool(os.environ.get("AUDIOSIM_HOME"))
+
+
 def shared_matcher(index: Index | str | Path | DataHome | None, model: Encoder | str | Path | None) -> Matcher:
     """A matcher for :func:`identify` and :func:`~audiosim.match.monitor.monitor`.
 
     Homes are opened once and kept (with their model) for later calls, and
     a newer published index is picked up; an opened index or an encoder
     object gets a matcher of its own.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the home has no index, naming the folder looked in (and, for
+        the default home, how it was chosen).
     """
     if isinstance(index, Index) or isinstance(model, Encoder):
         return Matcher(index, model)
-    key_home = None if index is None else str(Path(index if not isinstance(index, DataHome) else index.root).resolve())
-    m = _cached_matcher(key_home, None if model is None else str(Path(model).resolve()))
+    home = DataHome.resolve(index)
+    if not (home.index_dir / MANIFEST_NAME).is_file():
+        raise FileNotFoundError(no_index_message(home, index is not None))
+    m = _cached_matcher(str(home.root.resolve()), None if model is None else str(Path(model).resolve()))
     m.refresh()
     return m
 
@@ -493,26 +678,41 @@ def identify(
     sr : int, optional
         Sample rate of an array clip (required then).
     index : Index, str or Path, optional
-        An opened index or a data home (default ``$AUDIOSIM_HOME`` or
-        ``./data``). Homes are opened once and kept (with their model) for
-        later calls; a newer published index is picked up automatically.
+        An opened index or a data home. Default: ``$AUDIOSIM_HOME``, else
+        ``./data`` of the current folder, as for the ``audiosim`` command.
+        Homes are opened once and kept (with their model) for later calls;
+        a newer published index is picked up automatically.
     model : Encoder, str or Path, optional
         Default: the index's own checkpoint, else ``models/fingerprint.pt``.
     threshold : float, optional
         Fixed score threshold instead of the calibrated one.
     max_false_match : float, optional
-        Share of absent-music clips allowed to match (default 0.01).
+        Share of absent-music clips allowed to match, in [0, 1) (default:
+        the index's, 0.01).
 
     Returns
     -------
     Match or None
-        None when the clip matches nothing in the catalogue.
+        None only when the clip was heard and matches nothing in the catalogue.
+
+    Raises
+    ------
+    AudioError
+        For a clip that cannot be heard, with its ``reason``: ``too-short``
+        (under about 1 s), ``silence``, ``empty``, ``corrupt`` (NaN
+        samples), ``unsupported`` (e.g. ``sr=0``), ``unreadable``...
+    FileNotFoundError
+        When there is no index where it was looked for (the message says where).
+    ValueError
+        For an array without ``sr``, or ``max_false_match`` outside [0, 1).
 
     Examples
     --------
     >>> import audiosim
-    >>> m = audiosim.identify("clip.wav", index="data")  # doctest: +SKIP
+    >>> m = audiosim.identify("clip.wav")  # doctest: +SKIP
     >>> m.title, m.offset  # doctest: +SKIP
     ('Bleostrada', 42.4)
     """
+    if max_false_match is not None:
+        check_max_false_match(max_false_match)
     return shared_matcher(index, model).identify(clip, sr, threshold=threshold, max_false_match=max_false_match)

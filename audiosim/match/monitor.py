@@ -4,12 +4,18 @@ A window slides over the recording; each window is scored like a clip of
 its length and judged by the matcher's :class:`~audiosim.match.matcher.ThresholdPolicy`.
 Every segment of the recording is embedded and searched once; each window
 votes over the segments it contains. Consecutive matched windows naming the
-same track at a consistent position (track time minus recording time within
-1 s, so small speed drifts are tolerated) are merged into one
-:class:`TimelineRow`; a run of up to ``max_gap_windows`` unmatched windows
-between them does not break the row. Windows are scored as played:
+same track are merged into one :class:`TimelineRow`, one row per continuous
+stretch of the track, whatever position in the track each window finds:
+looping game music jumps back to an earlier passage, and the row lists
+where it did (``offsets``: a new entry whenever the track time implied by a
+window moves by more than 1 s; smaller drifts are speed). A run of up to
+``max_gap_windows`` unmatched windows does not break a row. Rows never
+overlap: where a row's first agreeing segment comes before the end of the
+row before it, the two meet half-way. Windows are scored as played:
 ``query_speeds`` other than 1 are not tried here (their thresholds still
-apply, so monitoring only gets more cautious).
+apply, so monitoring only gets more cautious). A recording is one large
+batch: it is embedded on torch's own thread setting, not on the
+matcher's ``threads`` (which are for clips).
 """
 
 from __future__ import annotations
@@ -53,6 +59,10 @@ class TimelineRow:
         Mean score of the windows merged.
     windows : int
         Windows merged into the row.
+    offsets : tuple of (float, float)
+        ``(seconds in the recording, seconds into the track)`` where the
+        track was heard from and wherever it jumped to another passage
+        within the row; the first is ``(start, offset)``.
     """
 
     track_id: int
@@ -63,9 +73,13 @@ class TimelineRow:
     offset: float
     score: float
     windows: int
+    offsets: tuple[tuple[float, float], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain dict of the fields; ``offsets`` as a list of ``{"at", "offset"}`` records."""
+        d = asdict(self)
+        d["offsets"] = [{"at": at, "offset": off} for at, off in self.offsets]
+        return d
 
 
 @dataclass(frozen=True)
@@ -88,10 +102,12 @@ class _Run:
     start: float
     end: float
     anchor: float
-    """Recording time where the track would start."""
+    """Recording time where the track would start (for the latest window)."""
     offset: float
     """Seconds into the track at ``start``."""
     scores: list[float] = field(default_factory=list)
+    jumps: list[tuple[float, float]] = field(default_factory=list)
+    """(recording time, track time) where the track was heard from, then each jump."""
 
 
 def timeline(
@@ -149,16 +165,18 @@ def timeline(
     rows = []
     for r in runs:
         track = matcher.tracks.info(r.track)
+        offsets = tuple((round(at, 2), round(max(0.0, float(off)), 2)) for at, off in r.jumps)
         rows.append(TimelineRow(int(r.track), track.path, track.title, round(r.start, 2), round(r.end, 2),
-                                round(float(r.offset), 2), round(float(np.mean(r.scores)), 4), len(r.scores)))
+                                offsets[0][1], round(float(np.mean(r.scores)), 4), len(r.scores), offsets))
     return rows
 
 
 def _merge(windows: list[_Window], nn: Neighbours, seg_times: np.ndarray, span: float, max_gap: int) -> list[_Run]:
-    """Matched windows merged into runs of one track at one position.
+    """Matched windows merged into runs: one per continuous stretch of one track.
 
     A run starts and ends at its agreeing segments, which locate the
-    stretch more precisely than the windows do.
+    stretch more precisely than the windows do; a window that finds the
+    track at another position (a loop) extends the run and records a jump.
     """
     runs: list[_Run] = []
     gap = 0
@@ -177,13 +195,21 @@ def _merge(windows: list[_Window], nn: Neighbours, seg_times: np.ndarray, span: 
         a0 = float(seg_times[agree].min()) if len(agree) else w.start
         a1 = float(seg_times[agree].max() + span) if len(agree) else w.end
         cur = runs[-1] if runs else None
-        if (cur is not None and cur.track == best.track and abs(cur.anchor - anchor) <= SAME_POSITION_SECONDS
-                and gap <= max_gap):
+        if cur is not None and cur.track == best.track and gap <= max_gap:
+            if abs(cur.anchor - anchor) > SAME_POSITION_SECONDS:  # the track jumped to another passage
+                at = max(a0, cur.jumps[-1][0])
+                cur.jumps.append((at, at - anchor))
             cur.end = max(cur.end, a1)
             cur.scores.append(w.score.score)
             cur.anchor = anchor
         else:
-            runs.append(_Run(best.track, a0, a1, anchor, best.offset + (a0 - w.start), [w.score.score]))
+            start, offset = a0, best.offset + (a0 - w.start)
+            if cur is not None and start < cur.end:  # never overlap the row before: meet half-way
+                boundary = max(cur.start, (start + cur.end) / 2)
+                cur.end = boundary
+                offset += boundary - start
+                start = boundary
+            runs.append(_Run(best.track, start, max(start, a1), anchor, offset, [w.score.score], [(start, offset)]))
         gap = 0
     return runs
 

@@ -35,10 +35,16 @@ import pandas as pd
 from audiosim.config import DescriptorConfig, SimilarityConfig
 from audiosim.fingerprint.model import model_digest
 from audiosim.ingest.ingest import IngestResult
-from audiosim.report.playlist import playlist_name, read_playlist, resolve_playlist
-from audiosim.similarity.descriptors import descriptor_table
+from audiosim.report.playlist import (
+    allowed_folders,
+    playlist_name,
+    read_playlist,
+    resolve_playlist,
+    too_few_message,
+)
 from audiosim.similarity.model import cosine_matrix, load_similarity_model
 from audiosim.similarity.mood import TERM, song_moods, term_scores
+from audiosim.similarity.tags import catalogue_tags
 from audiosim.similarity.vectors import catalogue_vectors
 from audiosim.store.home import DataHome
 
@@ -86,6 +92,7 @@ def build_report(
     model=None,
     ingest: bool = True,
     ingest_fn: Callable[[list[Path]], Sequence[IngestResult]] | None = None,
+    allow: Sequence[str | Path] | None = None,
     n_additions: int = 10,
     sim_cfg: SimilarityConfig = SimilarityConfig(),
     descriptor_cfg: DescriptorConfig = DescriptorConfig(),
@@ -103,10 +110,14 @@ def build_report(
     model : Encoder, optional
         Song-similarity encoder (default :func:`~audiosim.similarity.model.load_similarity_model`).
     ingest : bool
-        Ingest playlist files that are not catalogued yet; otherwise they are
-        reported as missing.
+        Ingest the playlist files under the ``allow`` folders that are not
+        catalogued yet; otherwise they are listed as not in the catalogue.
     ingest_fn : callable, optional
         How to ingest (the Prefect flow passes its ingest sub-flow).
+    allow : sequence of str or Path, optional
+        The folders whose files the playlist may name beyond the catalogue
+        (default: the playlist's own folder); other paths are listed, never
+        opened (:func:`~audiosim.report.playlist.allowed_folders`).
     n_additions : int
         Number of suggested additions.
     progress : bool
@@ -126,26 +137,25 @@ def build_report(
     items = read_playlist(playlist)
     if not items:
         raise ValueError(f"{playlist}: the playlist is empty")
-    entries = resolve_playlist(items, dh, ingest=ingest, ingest_fn=ingest_fn)
+    entries = resolve_playlist(items, dh, ingest=ingest, ingest_fn=ingest_fn, allow=allowed_folders(playlist, allow))
     model = model or load_similarity_model()
     say("song vectors of the catalogue ...")
-    table = catalogue_vectors(dh, model, sim_cfg, progress=progress)
+    analysis_errors: dict[int, str] = {}
+    table = catalogue_vectors(dh, model, sim_cfg, progress=progress, descriptor_cfg=descriptor_cfg,
+                              on_error=lambda tid, msg: analysis_errors.__setitem__(tid, msg))
     cat_tracks, cat_vecs = table.tracks, table.vectors
     row_of = {int(t): i for i, t in enumerate(cat_tracks.index)}
     usable = entries[entries["status"].isin(["ok", "ingested"])]
     usable = usable[[int(t) in row_of for t in usable["id"]]]
     if len(usable) < 2:
-        raise ValueError(
-            f"{playlist}: only {len(usable)} of {len(entries)} entries could be analysed; a report needs two "
-            "(see the missing entries: " + "; ".join(f"{r.entry}: {r.status} {r.detail}" for r in entries.itertuples() if r.status not in ("ok", "ingested"))[:500] + ")"
-        )
+        raise ValueError(too_few_message(playlist, entries, usable))
     ids = [int(t) for t in usable["id"]]
     vecs = cat_vecs[[row_of[t] for t in ids]]
-    say("descriptors ...")
-    errors: dict[int, str] = {}
-    desc = descriptor_table(cat_tracks.loc[ids], dh, descriptor_cfg, progress=progress,
-                            on_error=lambda tid, msg: errors.__setitem__(tid, msg))
-    tracks = _track_table(usable, cat_tracks, desc)
+    listed = {int(t) for t in entries["id"].dropna()}
+    errors = {tid: msg for tid, msg in analysis_errors.items() if tid in listed}
+    desc = table.descriptors.loc[ids]  # from the same decode as the vectors
+    tag_pct = catalogue_tags(table)  # percentiles among the whole catalogue
+    tracks = _track_table(usable, cat_tracks, desc, tag_pct)
     labels = [f"{p}. {_short(t)}" for p, t in zip(tracks["position"], tracks["title"])]
     sim = cosine_matrix(vecs)
     sim_df = pd.DataFrame(sim, index=labels, columns=labels)
@@ -155,7 +165,7 @@ def build_report(
     tracks = _add_outliers(tracks, sim, labels, fit_outside)
     order, order_stats = suggest_order(tracks, sim)
     additions = suggest_additions(vecs, labels, cat_tracks, cat_vecs, set(cat_tracks.loc[ids, "content_hash"]),
-                                  n_additions, dh, descriptor_cfg)
+                                  n_additions, table.descriptors, tag_pct)
     cmap = catalogue_map(cat_tracks, cat_vecs, dict(zip(ids, map(int, tracks["position"]))),
                          list(additions["id"]) if len(additions) else [], seed)
     return PlaylistReport(
@@ -171,13 +181,14 @@ def _short(title: object, n: int = 32) -> str:
     return t if len(t) <= n else t[: n - 1] + "…"
 
 
-def _track_table(usable: pd.DataFrame, cat_tracks: pd.DataFrame, desc: pd.DataFrame) -> pd.DataFrame:
+def _track_table(usable: pd.DataFrame, cat_tracks: pd.DataFrame, desc: pd.DataFrame,
+                 tag_pct: pd.DataFrame | None = None) -> pd.DataFrame:
     ids = [int(t) for t in usable["id"]]
     base = pd.DataFrame({"position": usable["position"].to_numpy(), "id": ids})
     info = cat_tracks.loc[ids, ["title", "artist", "duration", "path"]].reset_index(drop=True)
     out = pd.concat([base, info], axis=1)
     if len(desc):
-        moods = song_moods(desc)
+        moods = song_moods(desc, tag_pct)
         out = out.join(desc.drop(columns=["duration"]).join(moods), on="id")
     return out
 
@@ -376,8 +387,8 @@ def suggest_additions(
     cat_vecs: np.ndarray,
     exclude_hashes: set[str],
     n: int,
-    home: DataHome,
-    descriptor_cfg: DescriptorConfig,
+    cat_desc: pd.DataFrame,
+    tag_pct: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Catalogue songs (not already in the playlist) most similar to its songs on average.
 
@@ -403,8 +414,8 @@ def suggest_additions(
     top = cand_idx[order]
     to_list = cosine_matrix(cat_vecs[top], vecs)
     chosen = cat_tracks.iloc[top]
-    desc = descriptor_table(chosen, home, descriptor_cfg)
-    moods = song_moods(desc) if len(desc) else pd.DataFrame(columns=["mood"])
+    desc = cat_desc.loc[chosen.index]
+    moods = song_moods(desc, tag_pct) if len(desc) else pd.DataFrame(columns=["mood"])
     rows = []
     for r, (i, tid) in enumerate(zip(top, chosen.index)):
         best = int(to_list[r].argmax())

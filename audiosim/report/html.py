@@ -49,6 +49,25 @@ def _length(v: object) -> str:
     return "" if _missing_value(v) else duration(float(v))  # type: ignore[arg-type]
 
 
+BAR_COLOUR = "#b9d7ee"
+BAR_SHARE = 60
+"""Per cent of a bar cell's width the longest bar takes; the number sits right of it, in the rest."""
+
+
+def bar_style(v: object, lo: float, hi: float) -> str:
+    """CSS for a table cell drawn as a bar from ``lo`` to ``hi`` beside its right-aligned number.
+
+    The bar is the cell's background, limited to the left :data:`BAR_SHARE`
+    per cent of the cell, and the cell is wide enough that the number never
+    runs into it.
+    """
+    if _missing_value(v) or hi <= lo:
+        return ""
+    pct = 100 * min(1.0, max(0.0, (float(v) - lo) / (hi - lo)))  # type: ignore[arg-type]
+    return (f"background: linear-gradient(90deg, {BAR_COLOUR} {pct:.1f}%, transparent {pct:.1f}%) "
+            f"no-repeat left center / {BAR_SHARE}% 70%; min-width: 11em")
+
+
 def table(df: pd.DataFrame, formats: dict[str, Callable | str] | None = None,
           row_style: Callable[[pd.Series], str] | None = None,
           bars: dict[str, tuple[float, float]] | None = None) -> Markup:
@@ -56,6 +75,9 @@ def table(df: pd.DataFrame, formats: dict[str, Callable | str] | None = None,
 
     Cells and column headers are HTML-escaped by pandas; the result is
     marked safe so that the template does not escape it a second time.
+    ``formats`` maps a column to a format string or function, ``row_style``
+    gives a row's CSS, and ``bars`` maps a column to the ``(low, high)`` of
+    the bars drawn beside its numbers (:func:`bar_style`).
     """
     if df.empty:
         return Markup('<p class="note">(none)</p>')
@@ -70,7 +92,7 @@ def table(df: pd.DataFrame, formats: dict[str, Callable | str] | None = None,
     if bars:
         for col, (lo, hi) in bars.items():
             if col in df:
-                st = st.bar(subset=[col], vmin=lo, vmax=hi, color="#b9d7ee", height=70)
+                st = st.map(lambda v, lo=lo, hi=hi: bar_style(v, lo, hi), subset=[col])
     if row_style is not None:
         st = st.apply(lambda r: [row_style(r)] * len(r), axis=1)
     return Markup(st.to_html())
@@ -158,6 +180,18 @@ def _missing(r: PlaylistReport) -> Markup | None:
     return table(m[["position", "entry", "status", "detail"]].rename(columns={"position": "#"}))
 
 
+def _map_caption(r: PlaylistReport) -> str:
+    """The map's caption, naming only the kinds of points it shows."""
+    roles = set(r.catalogue_map["role"]) if "role" in r.catalogue_map else set()
+    parts = ["numbered: the playlist in order"]
+    if "catalogue" in roles:
+        parts.insert(0, "grey: the catalogue's other songs")
+    if "suggested" in roles:
+        parts.append("stars: suggested additions")
+    text = "; ".join(parts) + "."
+    return text[0].upper() + text[1:]
+
+
 def _methods() -> dict[str, str]:
     """The mood model's weights and prototypes, worded for the "how this was computed" list."""
     return dict(
@@ -187,6 +221,7 @@ def page_context(r: PlaylistReport, figures: Mapping[str, bytes] | None = None) 
         order=_order_table(r),
         additions=_additions(r),
         methods=_methods(),
+        map_caption=_map_caption(r),
         images={name: base64.b64encode(png).decode("ascii") for name, png in pngs.items() if png},
     )
 

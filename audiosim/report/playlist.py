@@ -2,17 +2,28 @@
 
 A playlist is an M3U, text or CSV list of paths or catalogue ids, or a
 folder (:func:`read_playlist`). :func:`resolve_playlist` finds every entry
-in the catalogue, ingesting files that are not there yet or listing them as
-missing, failed or repeated; :mod:`audiosim.report.analysis` analyses the
-tracks found.
+in the catalogue and lists the others as missing, failed, repeated, not in
+the catalogue or outside the allowed folders; :mod:`audiosim.report.analysis`
+analyses the tracks found.
+
+A playlist is input from whoever wrote it (a deployment parameter, a file
+from someone else), so its entries are trusted only as far as the catalogue
+and the user's folders go: an entry is a catalogue track (by id or by
+path), or a file under one of the *allowed folders*
+(:func:`allowed_folders`: the ones the user named, else the playlist's own
+folder), symlinks and ``..`` resolved. Only such files are looked at and,
+when asked for (``ingest``), ingested; any other path (``/etc/passwd``,
+``../../etc/shadow``) is reported and never opened, not even checked for
+existence.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import pandas as pd
 
@@ -20,6 +31,14 @@ from audiosim.ingest.discover import LIST_EXTENSIONS, discover, read_path_list
 from audiosim.ingest.ingest import IngestResult, ingest_many
 from audiosim.store.catalog import Catalog, normalise_path
 from audiosim.store.home import DataHome
+
+STATUSES = ("ok", "ingested", "missing", "failed", "duplicate", "uncatalogued", "outside")
+"""An entry's ``status``: ``ok`` and ``ingested`` entries are analysed, the others are listed
+(``uncatalogued``: a file under the allowed folders that is not in the catalogue and was not
+ingested; ``outside``: a file that is not in the catalogue and not under the allowed folders)."""
+
+NOT_CATALOGUED = "not in the catalogue"
+"""How a report says that an entry is no catalogue track (the start of its ``detail``)."""
 
 CSV_ID_COLUMNS = ("id", "track_id", "track")
 CSV_PATH_COLUMNS = ("path", "file", "filename", "location")
@@ -96,17 +115,70 @@ def _read_csv(src: Path) -> list[PlaylistItem]:
     return items
 
 
-def uncatalogued(items: Sequence[PlaylistItem], home: "str | Path | DataHome | None" = None) -> list[Path]:
-    """Existing playlist files that have no ``ok`` catalogue row (what to ingest first)."""
+def allowed_folders(playlist: str | Path, allow: Iterable[str | Path] | None = None) -> tuple[Path, ...]:
+    """The folders whose files a playlist's entries may name beyond the catalogue, resolved.
+
+    Parameters
+    ----------
+    playlist : str or Path
+        The playlist file or folder.
+    allow : iterable of str or Path, optional
+        The folders the user allowed (``--allow``). Default (None or empty):
+        the playlist's own folder (a folder playlist: that folder).
+
+    Raises
+    ------
+    ValueError
+        If an allowed folder is not an existing folder.
+    """
+    folders = [Path(a).expanduser() for a in (allow or ())]
+    for f in folders:
+        if not f.is_dir():
+            raise ValueError(f"{f}: not a folder (an allowed folder must exist)")
+    if not folders:
+        src = Path(playlist).expanduser()
+        folders = [src if src.is_dir() else src.parent]
+    return tuple(Path(os.path.realpath(f)) for f in folders)
+
+
+def is_inside(path: str | Path, folders: Sequence[Path]) -> bool:
+    """True if ``path``, symlinks and ``..`` resolved, is under one of ``folders``
+    (as :func:`allowed_folders` gives them). Nothing is opened."""
+    real = os.path.realpath(path)
+    return any(os.path.commonpath([real, str(f)]) == str(f) for f in folders)
+
+
+def uncatalogued(
+    items: Sequence[PlaylistItem], home: "str | Path | DataHome | None" = None, allow: Sequence[Path] = (),
+) -> list[Path]:
+    """Playlist files under the ``allow`` folders that have no ``ok`` catalogue row (what to ingest first).
+
+    The files are given by their resolved path. Files outside the folders are left out unlooked at.
+    """
     dh = DataHome.resolve(home)
     out = []
     with Catalog(dh.catalog_path) as cat:
         for it in items:
-            if it.path is not None and Path(it.path).is_file():
-                t = cat.get_by_path(it.path)
-                if t is None or not t.ok:
-                    out.append(Path(normalise_path(it.path)))
+            if it.path is None:
+                continue
+            t = _catalogued(cat, it.path)
+            if (t is None or not t.ok) and is_inside(it.path, allow) and Path(os.path.realpath(it.path)).is_file():
+                out.append(Path(os.path.realpath(it.path)))
     return out
+
+
+def _catalogued(cat: Catalog, path: str | Path):
+    """The catalogue row of ``path`` as written, else of the file it resolves to, else None."""
+    t = cat.get_by_path(path)
+    if t is None:
+        real = os.path.realpath(path)
+        if real != normalise_path(path):
+            t = cat.get_by_path(real)
+    return t
+
+
+def _failed_detail(t) -> str:
+    return f"{t.reason}: {t.detail or ''}".strip()
 
 
 def resolve_playlist(
@@ -114,19 +186,30 @@ def resolve_playlist(
     home: "str | Path | DataHome | None" = None,
     ingest: bool = True,
     ingest_fn: Callable[[list[Path]], Sequence[IngestResult]] | None = None,
+    allow: Sequence[Path] = (),
 ) -> pd.DataFrame:
     """Find every playlist entry in the catalogue.
 
-    Files not catalogued yet (or catalogued as failed) are ingested first
+    An entry that is no catalogue track is looked at only if it is under
+    one of the ``allow`` folders (see the module docstring): then a
+    file that is not catalogued yet (or catalogued as failed) is ingested
     when ``ingest`` is true, with ``ingest_fn`` (default
-    :func:`audiosim.ingest.ingest.ingest_many`).
+    :func:`audiosim.ingest.ingest.ingest_many`), and listed as
+    ``uncatalogued`` otherwise. Other entries are listed as ``outside`` and
+    never opened.
+
+    Parameters
+    ----------
+    allow : sequence of Path
+        Resolved folders (:func:`allowed_folders`); default none, so only
+        catalogue tracks are used.
 
     Returns
     -------
     DataFrame
         One row per entry: ``position`` (1-based, playlist order), ``entry``,
-        ``id`` (nullable), ``path``, ``status`` (``ok``, ``ingested``,
-        ``missing``, ``failed`` or ``duplicate``) and ``detail``.
+        ``id`` (nullable), ``path``, ``status`` (one of :data:`STATUSES`) and
+        ``detail``.
     """
     dh = DataHome.resolve(home)
     rows: list[dict] = []
@@ -140,21 +223,26 @@ def resolve_playlist(
                     row["detail"] = f"no track with id {it.track_id} in the catalogue"
                 else:
                     row.update(id=t.id, path=t.path, status="ok" if t.ok else "failed",
-                               detail="" if t.ok else f"{t.reason}: {t.detail or ''}".strip())
+                               detail="" if t.ok else _failed_detail(t))
             else:
-                path = normalise_path(it.path)  # type: ignore[arg-type]
-                row["path"] = path
-                t = cat.get_by_path(path)
+                row["path"] = normalise_path(it.path)  # type: ignore[arg-type]
+                t = _catalogued(cat, it.path)  # type: ignore[arg-type]
+                inside = is_inside(row["path"], allow)
                 if t is not None and t.ok:
-                    row.update(id=t.id, status="ok")
-                elif not Path(path).is_file():
+                    row.update(id=t.id, path=t.path, status="ok")
+                elif t is not None and not (ingest and inside):
+                    row.update(id=t.id, path=t.path, status="failed", detail=_failed_detail(t))
+                elif not inside:
+                    row.update(status="outside", detail=f"{NOT_CATALOGUED}, and outside the allowed folders "
+                               f"({', '.join(map(str, allow)) or 'none'}): not opened")
+                elif not Path(os.path.realpath(row["path"])).is_file():
                     row["detail"] = "no such file"
                 elif ingest:
+                    row["path"] = os.path.realpath(row["path"])  # the file that was checked, not a symlink to it
                     to_ingest.append(len(rows))
                 else:
-                    row["detail"] = "not in the catalogue (run `audiosim ingest` or allow ingesting)"
-                    if t is not None:
-                        row.update(id=t.id, status="failed", detail=f"{t.reason}: {t.detail or ''}".strip())
+                    row.update(status="uncatalogued",
+                               detail=f"{NOT_CATALOGUED} (ingest it with `audiosim ingest`, or report with --ingest)")
             rows.append(row)
     if to_ingest:
         paths = [Path(rows[i]["path"]) for i in to_ingest]
@@ -180,10 +268,44 @@ def resolve_playlist(
     return df
 
 
+def too_few_message(playlist: str | Path, entries: pd.DataFrame, analysable: pd.DataFrame, most: int = 5) -> str:
+    """Why a playlist cannot have a report: fewer than two songs can be analysed.
+
+    Parameters
+    ----------
+    entries : DataFrame
+        Every entry (:func:`resolve_playlist`).
+    analysable : DataFrame
+        The entries that can be analysed (a subset of ``entries``).
+    most : int
+        Entries named with their reason; the rest are counted.
+    """
+    left = entries[~entries["position"].isin(set(analysable["position"]))]
+    n, k = len(entries), len(analysable)
+    head = f"{playlist}: a report compares songs, so it needs at least two that can be analysed"
+    if left.empty:
+        return f"{head}; the playlist has {_count(n, 'entry', 'entries')}"
+    why = [f"{r.entry} ({_why_not(r)})" for r in left.itertuples()]
+    more = [f"and {len(why) - most} more"] if len(why) > most else []
+    return (f"{head}, and {k} of its {_count(n, 'entry', 'entries')} can; not analysed: "
+            + "; ".join(why[:most] + more))
+
+
+def _why_not(r) -> str:
+    if r.status in ("ok", "ingested"):
+        return "no song vector"
+    return r.detail or r.status
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
 def playlist_name(source: str | Path) -> str:
     """A file-system-safe report name from the playlist's file or folder name."""
     stem = Path(source).stem if Path(source).is_file() else Path(source).name
     return re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.") or "playlist"
 
 
-__all__ = ["PlaylistItem", "read_playlist", "resolve_playlist", "uncatalogued", "playlist_name"]
+__all__ = ["NOT_CATALOGUED", "STATUSES", "PlaylistItem", "allowed_folders", "is_inside", "playlist_name",
+           "read_playlist", "resolve_playlist", "too_few_message", "uncatalogued"]

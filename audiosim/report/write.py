@@ -19,6 +19,7 @@ import numbers
 from pathlib import Path
 from typing import Mapping
 
+import numpy as np
 import pandas as pd
 
 from audiosim.format import csv_cell, markdown_code, markdown_text
@@ -42,15 +43,48 @@ CSV_WITH_INDEX = frozenset({"similarity.csv"})
 """The tables whose row labels are data (the similarity matrix's song labels)."""
 
 
-def csv_text(df: pd.DataFrame, index: bool = False) -> str:
-    """A table as CSV text, every text cell and label neutralised with :func:`~audiosim.format.csv_cell`.
+CSV_DECIMALS: dict[str, int] = {
+    "position": 0, "was": 0, "id": 0, "rank": 0,
+    "duration": 1, "loudness_db": 1, "dynamic_range_db": 1,
+    "tempo_bpm": 0, "centroid_hz": 0, "rolloff_hz": 0, "onset_rate": 2,
+    "pulse_clarity": 3, "key_strength": 3, "mode_clarity": 3, "valence": 3, "arousal": 3,
+    "x": 4, "y": 4,
+}
+"""Decimals a CSV keeps of each numeric column, what its measurement can tell apart:
+seconds and decibels to 0.1, tempo to 1 BPM, frequencies to 1 Hz, scores to 0.001.
+Columns with 0 decimals are written as whole numbers."""
+CSV_SIMILARITY_DECIMALS = 3
+"""Decimals of every similarity (a column whose name says ``similarity``, the similarity matrix)."""
+CSV_DEFAULT_DECIMALS = 3
+"""Decimals of any other float column (the similarity matrix's columns are song labels)."""
 
-    Numeric and boolean columns are written as they are.
+
+def csv_decimals(column: object) -> int:
+    """Decimals :func:`csv_text` keeps of a float column named ``column``."""
+    name = str(column)
+    if name in CSV_DECIMALS:
+        return CSV_DECIMALS[name]
+    return CSV_SIMILARITY_DECIMALS if "similarity" in name else CSV_DEFAULT_DECIMALS
+
+
+def csv_text(df: pd.DataFrame, index: bool = False) -> str:
+    """A table as CSV text: floats rounded, every text cell and label neutralised.
+
+    Float columns keep :func:`csv_decimals` decimals (so a similarity of
+    ``1.0000000000000002`` is written ``1.0``; columns kept to 0 decimals are
+    written as whole numbers, missing values empty); text cells and labels go
+    through :func:`~audiosim.format.csv_cell`; booleans are written as they are.
     """
-    safe = df.rename(columns=csv_cell)  # a new frame: the report's table is left as it is
-    for i, dtype in enumerate(safe.dtypes):
-        if pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype):
+    safe = df.copy()  # a new frame: the report's table is left as it is
+    for i, (column, dtype) in enumerate(zip(df.columns, df.dtypes)):
+        if pd.api.types.is_float_dtype(dtype):
+            digits = csv_decimals(column)
+            rounded = safe.iloc[:, i].round(digits)
+            whole = digits == 0 and not np.isinf(rounded.to_numpy()).any()
+            safe.isetitem(i, rounded.astype("Int64") if whole else rounded)
+        elif pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype):
             safe.isetitem(i, safe.iloc[:, i].map(csv_cell))
+    safe = safe.rename(columns=csv_cell)
     if index:
         safe = safe.rename(index=csv_cell)
     return safe.to_csv(index=index)
@@ -131,4 +165,4 @@ def write_report(report: PlaylistReport, out_dir: str | Path | None = None,
     return html
 
 
-__all__ = ["write_report", "summary_markdown", "markdown_table", "csv_text", "CSV_TABLES"]
+__all__ = ["write_report", "summary_markdown", "markdown_table", "csv_text", "csv_decimals", "CSV_TABLES", "CSV_DECIMALS"]

@@ -1,1 +1,12 @@
-"""similarity: see the README's module table."""
+"""Song similarity, descriptors and moods.
+
+- :mod:`~audiosim.similarity.model`: the song model and the maths of clip and song vectors.
+- :mod:`~audiosim.similarity.musicnn`: the pretrained musicnn tagger in pure torch.
+- :mod:`~audiosim.similarity.vectors`: song vectors of catalogue tracks, cached by content hash.
+- :mod:`~audiosim.similarity.song_index`: the song index and ``similar()``.
+- :mod:`~audiosim.similarity.tags`: musicnn tags ranked within the catalogue (``audiosim tags``).
+- :mod:`~audiosim.similarity.song_training`: training a song model with song triplets.
+- :mod:`~audiosim.similarity.descriptors`: librosa descriptors (tempo, key, loudness, brightness, ...).
+- :mod:`~audiosim.similarity.mood`: valence and arousal from descriptors and tags, and mood groups, with the
+  reasons behind each label.
+"""

@@ -50,9 +50,9 @@ from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from audiosim.config import DecodeConfig, DescriptorConfig
+from audiosim.progress import Callback, as_callback
 from audiosim.runners import thread_map
 from audiosim.signal import audio
 from audiosim.store.content import ContentStore
@@ -344,7 +344,7 @@ def descriptor_table(
     tracks: pd.DataFrame,
     home: "str | Path | DataHome | None" = None,
     cfg: DescriptorConfig = DescriptorConfig(),
-    progress: bool = False,
+    progress: bool | Callback | None = False,
     on_error: Callable[[int, str], None] | None = None,
     workers: int = 1,
 ) -> pd.DataFrame:
@@ -357,8 +357,9 @@ def descriptor_table(
         :meth:`audiosim.store.catalog.Catalog.tracks`).
     home : data home
     cfg : DescriptorConfig
-    progress : bool
-        Show a progress bar (stderr) while analysing uncached files.
+    progress : bool or callable
+        A ``progress(stage, info)`` callback (``descriptors`` per uncached
+        file analysed), or True for :class:`audiosim.progress.Progress`.
     on_error : callable, optional
         Called with ``(track_id, message)`` for files that cannot be
         analysed (they are left out of the table).
@@ -386,8 +387,9 @@ def descriptor_table(
         except audio.AudioError as e:
             return int(tid), str(e)
 
-    for tid, d in tqdm(thread_map(one, todo, max(1, workers)), total=len(todo), desc="descriptors", unit="song",
-                       disable=not progress or not todo):
+    report = as_callback(progress)
+    for done, (tid, d) in enumerate(thread_map(one, todo, max(1, workers)), 1):
+        report("descriptors", {"done": done, "total": len(todo)})
         if isinstance(d, Descriptors):
             rows[tid] = d.to_dict()
         elif on_error is not None:

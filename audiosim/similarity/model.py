@@ -1,87 +1,115 @@
-"""The song-similarity model and the vector maths of songs.
+"""The song model: frozen musicnn features pooled into one vector per song, and the vector maths.
 
-A song's vector is the L2-normalised mean of the embeddings of its clips:
-log-mel windows of the similarity encoder's segment length every
-``SimilarityConfig.clip_hop_seconds``, near-silent ones dropped, at most
-``max_clips`` spread evenly over the song. The encoder is the fingerprint
-architecture trained with song-level triplets (two clips of one song are
-positives, clips of other songs negatives), so songs that sound alike get
-nearby vectors. Similarity is the cosine of two song vectors (1 = same
-direction).
+A song's vector is a layer of the pretrained musicnn network
+(:mod:`audiosim.similarity.musicnn`; by default the MSD model's 1506
+mid-level features) for every 3-second patch of a few excerpts of the song
+(:mod:`audiosim.similarity.excerpts`), mean-pooled and L2-normalised.
+Nothing is trained: the network learned which sounds go together from
+tagging a million songs, which places songs of one soundtrack near each
+other far better than a model trained on this project's few hundred tracks
+did (issue 14; figures in ``benchmarks/README.md``). Similarity is the
+cosine of two song vectors (1 = same direction).
+
+:class:`SongModel` carries a :class:`~audiosim.fingerprint.model.ModelIdentity`
+whose digest names the weights, layer and pooling, so that caches and the
+song index never mix vectors made differently.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from audiosim.config import FeatureConfig, SimilarityConfig
-from audiosim.fingerprint.model import MODELS_DIR, Encoder, load_encoder
-from audiosim.signal import features as F
+from audiosim.config import SimilarityConfig
+from audiosim.fingerprint.model import ModelIdentity, file_digest
+from audiosim.similarity import musicnn
 
-DEFAULT_SIMILARITY_MODEL = MODELS_DIR / "similarity.pt"
-_SPECTRAL = ("sample_rate", "n_fft", "hop_length", "n_mels", "f_min", "f_max", "log_floor")
+DEFAULT_SIMILARITY_MODEL = musicnn.MUSICNN_DIR / "msd_musicnn.pt"
+"""The weights behind the default song vectors (the MSD musicnn model)."""
 
 
-def load_similarity_model(path: str | Path | None = None) -> Encoder:
-    """Load the song-similarity encoder (default ``models/similarity.pt``).
+class SongModel:
+    """Song vectors from a frozen musicnn layer.
 
-    Its :attr:`~audiosim.fingerprint.model.Encoder.identity` names the
-    checkpoint (path, digest, card); :func:`audiosim.fingerprint.model.model_digest`
-    is the digest caches and the song index record.
+    Parameters
+    ----------
+    cfg : SimilarityConfig
+        Which model (``msd``/``mtt``), layer and pooling; the excerpts too.
+
+    Attributes
+    ----------
+    dim : int
+        Length of a song vector.
+    identity : ModelIdentity
+        ``path`` of the weights, ``digest`` (weights file, layer and pooling)
+        and ``card`` (the musicnn card plus the layer and pooling), as the
+        song index and reports record it.
     """
-    return load_encoder(path or DEFAULT_SIMILARITY_MODEL)
+
+    def __init__(self, cfg: SimilarityConfig = SimilarityConfig()):
+        self.cfg = cfg
+        self.net = musicnn.load_musicnn(cfg.model)
+        self.dim = musicnn.MIDLEVEL_DIM if cfg.layer == "midlevel" else musicnn.PENULTIMATE_DIM
+        weights = musicnn.MUSICNN_DIR / f"{cfg.model}_musicnn.pt"
+        recipe = {"weights": file_digest(weights), "layer": cfg.layer, "pooling": cfg.pooling}
+        digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
+        card = json.loads((musicnn.MUSICNN_DIR / "card.json").read_text())
+        card.update(kind="song-model", base=f"{cfg.model}_musicnn", layer=cfg.layer, pooling=cfg.pooling,
+                    trained_head=None)
+        self.identity = ModelIdentity(str(weights), digest, card)
+
+    def describe(self) -> dict:
+        """What made the vectors: model, layer, pooling and digest (for manifests)."""
+        return {"model": self.cfg.model, "layer": self.cfg.layer, "pooling": self.cfg.pooling,
+                "digest": self.identity.digest, "dim": self.dim}
+
+    def patch_features(self, wave_16k: np.ndarray) -> np.ndarray:
+        """The chosen layer for every 3-second patch of a 16 kHz wave, ``(n_patches, dim)``.
+
+        A wave shorter than one patch is tiled (repeated) up to one patch.
+        """
+        feats = musicnn.features(fit_one_patch(wave_16k), musicnn.SAMPLE_RATE, self.net)
+        return feats.midlevel if self.cfg.layer == "midlevel" else feats.penultimate
+
+    def song_vector(self, waves_16k: list[np.ndarray]) -> np.ndarray:
+        """The song vector of a song's excerpts: the pooled, L2-normalised patch features."""
+        return mean_vector(np.vstack([self.patch_features(w) for w in waves_16k]))
 
 
-def spectral_match(stored: FeatureConfig, model: FeatureConfig) -> bool:
-    """Whether two feature settings give the same log-mel (segment length aside)."""
-    return all(getattr(stored, k) == getattr(model, k) for k in _SPECTRAL)
+def fit_one_patch(wave: np.ndarray) -> np.ndarray:
+    """``wave``, tiled up to musicnn's one patch when shorter (songs of a few seconds)."""
+    wave = np.asarray(wave, dtype=np.float32)
+    if wave.size == 0:
+        raise ValueError("no audio samples")
+    if wave.size < musicnn.MIN_SAMPLES:
+        wave = np.tile(wave, -(-musicnn.MIN_SAMPLES // wave.size))
+    return wave
 
 
-def clip_starts(logmel: np.ndarray | torch.Tensor, features: FeatureConfig, cfg: SimilarityConfig = SimilarityConfig()) -> np.ndarray:
-    """Start frames of a song's clips.
+def load_similarity_model(path: str | Path | None = None, cfg: SimilarityConfig = SimilarityConfig()) -> SongModel:
+    """The song model of ``cfg`` (the frozen MSD musicnn features by default).
 
-    Audible clips (``features.silence_db``) every ``cfg.clip_hop_seconds``;
-    when more than ``cfg.max_clips``, an evenly spaced subset. A song with
-    no audible clip uses all clips; a song shorter than one clip gets one
-    start at 0 (the caller pads it).
+    Parameters
+    ----------
+    path : str or Path, optional
+        Only the shipped musicnn weights are accepted (the trained encoder
+        ``models/similarity.pt`` of earlier versions is gone); given, it must
+        be the weights file of ``cfg.model``.
+
+    Raises
+    ------
+    ValueError
+        If ``path`` names anything else.
     """
-    n = int(np.shape(logmel)[-1])
-    if n < features.segment_frames:
-        return np.zeros(1, np.int64)
-    hop = F.seconds_to_frames(cfg.clip_hop_seconds, features)
-    starts = F.audible_segments(logmel, hop, features)
-    if starts.size == 0:
-        starts = F.segment_starts(n, hop, features)
-    if starts.size > cfg.max_clips:
-        starts = starts[np.linspace(0, starts.size - 1, cfg.max_clips).round().astype(np.int64)]
-    return starts
-
-
-def song_clips(logmel: np.ndarray | torch.Tensor, features: FeatureConfig, cfg: SimilarityConfig = SimilarityConfig()) -> torch.Tensor:
-    """The clips of a song as ``(n_clips, n_mels, segment_frames)`` log-mel windows.
-
-    Songs shorter than one clip are tiled (repeated) up to its length.
-    """
-    lm = torch.as_tensor(np.asarray(logmel, dtype=np.float32))
-    if lm.shape[-1] == 0:
-        raise ValueError("no log-mel frames")
-    if lm.shape[-1] < features.segment_frames:
-        reps = -(-features.segment_frames // lm.shape[-1])
-        lm = lm.repeat(1, reps)[:, : features.segment_frames]
-    return F.segments(lm, clip_starts(lm, features, cfg), features)
-
-
-def clip_vectors(logmel: np.ndarray | torch.Tensor, model: Encoder, cfg: SimilarityConfig = SimilarityConfig()) -> np.ndarray:
-    """Unit embeddings of a song's clips, shape ``(n_clips, dim)``."""
-    return model.embed(song_clips(logmel, model.features, cfg)).numpy()
-
-
-def song_vector(logmel: np.ndarray | torch.Tensor, model: Encoder, cfg: SimilarityConfig = SimilarityConfig()) -> np.ndarray:
-    """The song's vector: L2-normalised mean of its clip embeddings (float32, ``(dim,)``)."""
-    return mean_vector(clip_vectors(logmel, model, cfg))
+    if path is not None:
+        want = musicnn.MUSICNN_DIR / f"{cfg.model}_musicnn.pt"
+        if Path(path).resolve() != want.resolve():
+            raise ValueError(f"{path}: not a song model; song vectors come from the shipped musicnn weights "
+                             f"({want}), and no other song model is supported")
+    return SongModel(cfg)
 
 
 def mean_vector(vectors: np.ndarray) -> np.ndarray:

@@ -4,7 +4,7 @@ Song vectors (:mod:`audiosim.similarity.vectors`) are indexed with Annoy
 (angular) in ``<home>/index/songs/``, beside, not mixed with, the
 fingerprint shards::
 
-    manifest.json             model digest, configs, track ids, content hashes
+    manifest.json             song model (musicnn model, layer, pooling, digest), configs, track ids, hashes
     songs-<build>.ann         the Annoy file the manifest names
     .lock                     held by the one writer (:func:`audiosim.index.writer.writer_lock`)
 
@@ -27,19 +27,19 @@ import pandas as pd
 from annoy import AnnoyIndex
 
 from audiosim.config import ConfigMismatchError, SimilarityConfig
-from audiosim.fingerprint.model import Encoder, model_digest
+from audiosim.fingerprint.model import model_digest
 from audiosim.index.writer import writer_lock
+from audiosim.progress import Callback
 from audiosim.signal import audio
-from audiosim.similarity.model import load_similarity_model, song_vector
+from audiosim.similarity.model import SongModel, load_similarity_model
 from audiosim.similarity.vectors import (
     SongVectors,
+    analyse_file,
     catalogue_frame,
     catalogue_vectors,
-    file_logmel,
 )
 from audiosim.store.atomic import atomic_path, atomic_write_json
 from audiosim.store.catalog import Catalog, normalise_path
-from audiosim.store.content import FeatureStore
 from audiosim.store.home import DataHome
 
 MANIFEST_NAME = "manifest.json"
@@ -91,9 +91,9 @@ def song_manifest_path(home: "str | Path | DataHome | None") -> Path:
 
 def build_index(
     home: "str | Path | DataHome | None",
-    model: Encoder,
+    model: SongModel,
     cfg: SimilarityConfig = SimilarityConfig(),
-    progress: bool = False,
+    progress: bool | Callback | None = False,
 ) -> SongIndex:
     """Index the song vectors of every ``ok`` catalogue track and publish it atomically.
 
@@ -103,6 +103,7 @@ def build_index(
     dh = DataHome.resolve(home).create()
     folder = song_index_dir(dh)
     with writer_lock(folder):
+        everything = catalogue_frame(dh)
         table = catalogue_vectors(dh, model, cfg, progress=progress)
         build = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
         ann_name = f"songs-{build}.ann"
@@ -121,10 +122,12 @@ def build_index(
             "dim": model.dim,
             "metric": "angular",
             "model_digest": model_digest(model),
-            "feature_config": model.features.to_dict(),
+            "song_model": model.describe(),
             "similarity_config": cfg.to_dict(),
             "similarity_config_digest": cfg.digest(),
             "track_ids": [int(t) for t in table.tracks.index],
+            "unanalysed": [[int(t), h] for t, h in zip(everything.index, everything["content_hash"])
+                           if t not in table.tracks.index],
             "content_hashes": list(table.tracks["content_hash"]),
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
@@ -134,6 +137,11 @@ def build_index(
     return SongIndex(dh, manifest)
 
 
+def _describe(song_model: dict) -> str:
+    keys = ("model", "layer", "pooling")
+    return ", ".join(f"{k} {song_model[k]}" for k in keys if k in song_model) or "unknown"
+
+
 def _read_manifest(home: DataHome) -> dict | None:
     try:
         return json.loads(song_manifest_path(home).read_text())
@@ -141,7 +149,7 @@ def _read_manifest(home: DataHome) -> dict | None:
         return None
 
 
-def open_index(home: "str | Path | DataHome | None", model: Encoder, cfg: SimilarityConfig = SimilarityConfig()) -> SongIndex:
+def open_index(home: "str | Path | DataHome | None", model: SongModel, cfg: SimilarityConfig = SimilarityConfig()) -> SongIndex:
     """Open the song index, checking it was built with ``model`` and ``cfg``.
 
     Raises
@@ -155,10 +163,11 @@ def open_index(home: "str | Path | DataHome | None", model: Encoder, cfg: Simila
     manifest = _read_manifest(dh)
     if manifest is None:
         raise FileNotFoundError(f"no song index in {song_index_dir(dh)}")
-    if manifest["model_digest"] != model_digest(model):
+    if manifest.get("model_digest") != model_digest(model):
+        made = manifest.get("song_model") or {"model": "an older song model"}
         raise ConfigMismatchError(
-            f"song index {song_manifest_path(dh)} was built with similarity model {manifest['model_digest']} "
-            f"but {model_digest(model)} is in use; rebuild it"
+            f"song index {song_manifest_path(dh)} was built with song model {manifest.get('model_digest')} "
+            f"({_describe(made)}) but {model_digest(model)} ({_describe(model.describe())}) is in use; rebuild it"
         )
     cfg.check_same(SimilarityConfig.from_dict(manifest["similarity_config"]), f"song index {song_manifest_path(dh)}")
     return SongIndex(dh, manifest)
@@ -166,9 +175,9 @@ def open_index(home: "str | Path | DataHome | None", model: Encoder, cfg: Simila
 
 def ensure_index(
     home: "str | Path | DataHome | None",
-    model: Encoder,
+    model: SongModel,
     cfg: SimilarityConfig = SimilarityConfig(),
-    progress: bool = False,
+    progress: bool | Callback | None = False,
     log: Callable[[str], None] | None = None,
 ) -> SongIndex:
     """The song index, (re)built first if missing, made with another model or
@@ -183,9 +192,10 @@ def ensure_index(
         reason = f"model or settings changed ({e})"
     else:
         tracks = catalogue_frame(dh)
-        store = FeatureStore.recorded(dh)
-        current = [(int(t), h) for t, h in zip(tracks.index, tracks["content_hash"]) if store.has(h)]
-        if current == list(zip(map(int, idx.track_ids), idx.hashes)):
+        indexed = list(zip(map(int, idx.track_ids), idx.hashes))
+        current = [(int(t), h) for t, h in zip(tracks.index, tracks["content_hash"])]
+        unanalysed = [(int(t), h) for t, h in idx.manifest.get("unanalysed", [])]
+        if sorted(current) == sorted(indexed + unanalysed):
             return idx
         idx.close()
         reason = "catalogue changed"
@@ -199,9 +209,13 @@ def ensure_index(
 # --------------------------------------------------------------------------
 
 
+SHOWN_CANDIDATES = 10
+"""Tracks an ambiguous title lists."""
+
+
 @dataclass(frozen=True)
 class QueryTrack:
-    """A track named on the command line: catalogue id or path."""
+    """A track named on the command line: catalogue id, path or title."""
 
     track_id: int | None
     path: str
@@ -210,17 +224,23 @@ class QueryTrack:
 
 
 def resolve_track(track: str | int | Path, home: "str | Path | DataHome | None") -> QueryTrack:
-    """Find ``track`` (a catalogue id or a file path) in the catalogue.
+    """Find ``track`` (a catalogue id, a file path or a title) in the catalogue.
 
-    A path that is not catalogued gives a :class:`QueryTrack` with
+    In that order: digits that are not a file are an id; a catalogued path
+    or an existing file is that file; anything else is a title, or a part
+    of one, matched case-insensitively among the ``ok`` tracks (a whole
+    title first, then a part of one), which must name exactly one track. A
+    path that is not catalogued gives a :class:`QueryTrack` with
     ``track_id`` None and its content hash (its vector then comes from the
     stored features of identical content, else from the file).
 
     Raises
     ------
     LookupError
-        If a numeric id is not in the catalogue and no such file exists, or
-        the path's catalogue row is ``failed``.
+        If a numeric id is not in the catalogue and no such file exists;
+        the text is no file, id or title; it is part of several titles (the
+        message lists them, with their ids); or the track's catalogue row is
+        ``failed``.
     """
     dh = DataHome.resolve(home)
     text = str(track)
@@ -231,45 +251,86 @@ def resolve_track(track: str | int | Path, home: "str | Path | DataHome | None")
                 raise LookupError(f"no track with id {text} in the catalogue {dh.catalog_path}")
         else:
             row = cat.get_by_path(text)
-            if row is None:
-                if not Path(text).is_file():
-                    raise LookupError(f"{text}: no such file, and not a catalogue id")
+            if row is None and Path(text).is_file():
                 return QueryTrack(None, normalise_path(text), audio.content_hash(text), Path(text).stem)
+            if row is None:
+                row = cat.get(track_by_title(text, cat.tracks(status="ok")))
     if not row.ok:
         raise LookupError(f"track {row.id} ({row.path}) failed at ingest: {row.reason} ({row.detail})")
     return QueryTrack(row.id, row.path, row.content_hash, row.title or Path(row.path).stem)
 
 
-def query_vector(q: QueryTrack, home: "str | Path | DataHome | None", model: Encoder, cfg: SimilarityConfig = SimilarityConfig()) -> np.ndarray:
+def track_by_title(text: str, tracks: pd.DataFrame) -> int:
+    """The id of the one track whose title is ``text``, or contains it (case-insensitive).
+
+    A whole title wins over parts (``Castle`` names "Castle" even when
+    "Castle Walls" exists); untitled tracks are matched by their file's name.
+
+    Parameters
+    ----------
+    text : str
+    tracks : DataFrame
+        Indexed by id with ``title`` and ``path`` columns
+        (:meth:`audiosim.store.catalog.Catalog.tracks`).
+
+    Raises
+    ------
+    LookupError
+        If no title holds ``text`` or several do (listing them).
+    """
+    wanted = text.strip().casefold()
+    titles = {int(i): _title_of(t, p) for i, t, p in zip(tracks.index, tracks["title"], tracks["path"])}
+    exact = [i for i, t in titles.items() if t.casefold() == wanted]
+    found = exact or [i for i, t in titles.items() if wanted and wanted in t.casefold()]
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise LookupError(f"{text}: no such file, and no catalogue id or title (see `audiosim catalog`)")
+    listed = "; ".join(f"{i}: {titles[i]} ({tracks.at[i, 'path']})" for i in found[:SHOWN_CANDIDATES])
+    more = f"; and {len(found) - SHOWN_CANDIDATES} more" if len(found) > SHOWN_CANDIDATES else ""
+    raise LookupError(f"{text!r} is in {len(found)} titles; name one by id or a longer part of its title: "
+                      f"{listed}{more}")
+
+
+def _title_of(title: object, path: str) -> str:
+    """A track's title, else its file's name without the extension."""
+    return str(title) if isinstance(title, str) and title.strip() else Path(path).stem
+
+
+def query_vector(q: QueryTrack, home: "str | Path | DataHome | None", model: SongModel, cfg: SimilarityConfig = SimilarityConfig()) -> np.ndarray:
     """The song vector of a resolved query track (cached, else computed and cached;
-    a file without stored features is analysed on the fly)."""
-    sv = SongVectors(home, model, cfg)
-    if q.content_hash is not None and (not sv.from_store or sv.store.has(q.content_hash)):
-        return sv.get(q.content_hash, q.path)
-    return song_vector(file_logmel(q.path, model.features), model, cfg)
+    a file outside the catalogue is analysed on the fly and cached too)."""
+    if q.content_hash is None:
+        return analyse_file(q.path, model, cfg).vector
+    return SongVectors(home, model, cfg).get(q.content_hash, q.path)
 
 
 def similar(
     track: str | int | Path,
     home: "str | Path | DataHome | None" = None,
     k: int = 10,
-    model: Encoder | None = None,
+    model: SongModel | None = None,
     cfg: SimilarityConfig = SimilarityConfig(),
     log: Callable[[str], None] | None = None,
+    progress: bool | Callback | None = False,
 ) -> pd.DataFrame:
     """The ``k`` catalogue songs most similar to ``track``.
 
     Parameters
     ----------
     track : str, int or Path
-        Catalogue id or path (a file not in the catalogue is analysed on the fly).
+        Catalogue id, path (a file not in the catalogue is analysed on the
+        fly) or title (see :func:`resolve_track`).
     home : data home
     k : int
-    model : Encoder, optional
-        Default :func:`~audiosim.similarity.model.load_similarity_model`.
+    model : SongModel, optional
+        Default :func:`~audiosim.similarity.model.load_similarity_model` (frozen MSD musicnn).
     cfg : SimilarityConfig
     log : callable, optional
         Receives progress messages (e.g. index rebuilds).
+    progress : bool or callable, optional
+        ``progress(stage, info)`` (:mod:`audiosim.progress`) of the song
+        vectors computed when the song index is (re)built.
 
     Returns
     -------
@@ -284,7 +345,7 @@ def similar(
     model = model or load_similarity_model()
     q = resolve_track(track, dh)
     vec = query_vector(q, dh, model, cfg)
-    idx = ensure_index(dh, model, cfg, log=log)
+    idx = ensure_index(dh, model, cfg, progress=progress, log=log)
     skip = {h for h in [q.content_hash] if h}
     ids, scores = idx.query(vec, k + 1 + sum(1 for h in idx.hashes if h in skip))
     tracks = catalogue_frame(dh)

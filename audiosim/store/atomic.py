@@ -4,7 +4,9 @@ Every file is written to a temporary file in the same folder, flushed to
 disk and renamed over the destination, so a reader never sees half a file
 and a killed writer leaves at most a temporary file, named after the writer's
 host and process (:func:`temp_prefix`), that :func:`clean_temp_files`
-removes once that writer is gone.
+removes once that writer is gone. A write that finds the disk full removes
+its temporary file and raises :class:`~audiosim.store.errors.DiskFullError`
+naming the destination (whatever the writing library raised).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from typing import IO, Any, Iterator
 
 import numpy as np
 
+from audiosim.store.errors import disk_full_as
+
 TEMP_SUFFIX = ".tmp"
 _HOST = socket.gethostname().replace(".", "_") or "host"
 # mkstemp creates 0600 files; finished files get the usual 0666 & ~umask.
@@ -27,7 +31,6 @@ _HOST = socket.gethostname().replace(".", "_") or "host"
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 FILE_MODE = 0o666 & ~_UMASK
-
 
 
 def temp_prefix(path: Path) -> str:
@@ -73,23 +76,29 @@ def atomic_open(path: str | Path, mode: str = "wb", *, encoding: str | None = No
     ------
     file object
         Write to it; do not close it yourself.
+
+    Raises
+    ------
+    DiskFullError
+        If the disk fills (the temporary file is removed).
     """
     if mode not in ("wb", "w"):
         raise ValueError(f"atomic_open supports modes 'wb' and 'w', not {mode!r}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=TEMP_SUFFIX, dir=path.parent)
-    try:
-        os.fchmod(fd, FILE_MODE)
-        with os.fdopen(fd, mode, encoding=(encoding or "utf-8") if mode == "w" else None) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with disk_full_as(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=TEMP_SUFFIX, dir=path.parent)
+        try:
+            os.fchmod(fd, FILE_MODE)
+            with os.fdopen(fd, mode, encoding=(encoding or "utf-8") if mode == "w" else None) as f:
+                yield f
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
     fsync_dir(path.parent)
 
 
@@ -108,24 +117,31 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     ------
     Path
         Write the finished file there; do not rename it yourself.
+
+    Raises
+    ------
+    DiskFullError
+        If the disk fills, whatever error the writing library raised for
+        it (the temporary file is removed).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=TEMP_SUFFIX, dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.chmod(tmp, FILE_MODE)
-        fd = os.open(tmp, os.O_RDONLY)
+    with disk_full_as(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=TEMP_SUFFIX, dir=path.parent)
+        os.close(fd)
         try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+            yield Path(tmp)
+            os.chmod(tmp, FILE_MODE)
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
     fsync_dir(path.parent)
 
 
@@ -161,23 +177,24 @@ def atomic_save_npy(path: str | Path, array: np.ndarray) -> None:
 
 def create_exclusive(path: Path, data: bytes) -> bool:
     """Atomically create ``path`` with ``data`` unless it exists; True if created."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=TEMP_SUFFIX, dir=path.parent)
-    try:
-        os.fchmod(fd, FILE_MODE)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+    with disk_full_as(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=TEMP_SUFFIX, dir=path.parent)
         try:
-            os.link(tmp, path)  # fails if path exists: no race between writers
-        except FileExistsError:
-            return False
-        fsync_dir(path.parent)
-        return True
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+            os.fchmod(fd, FILE_MODE)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                os.link(tmp, path)  # fails if path exists: no race between writers
+            except FileExistsError:
+                return False
+            fsync_dir(path.parent)
+            return True
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
 
 
 def clean_temp_files(folder: str | Path, max_age_seconds: float = 24 * 3600.0) -> int:

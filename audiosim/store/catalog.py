@@ -7,19 +7,28 @@ home; every change is one short ``BEGIN IMMEDIATE`` transaction.
 A row is either ``ok`` (decoded, features stored under ``content_hash``) or
 ``failed`` (with a short ``reason`` such as ``not-audio`` or ``too-short``
 and a human ``detail``). Paths are stored absolute.
+
+A full disk (SQLite's ``database or disk is full``, or the ``disk I/O
+error`` of a WAL file that cannot grow) raises
+:class:`~audiosim.store.errors.DiskFullError` naming the catalogue, from
+opening as from any read or write; the transaction in progress is rolled
+back, so nothing half-written is kept.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sqlite3
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 import pandas as pd
+
+from audiosim.store.errors import disk_full_as
 
 SCHEMA_VERSION = 1
 # pandas 3 has a real string dtype behind "str"; in pandas 2 "str" means object
@@ -80,6 +89,20 @@ class Track:
 COLUMNS = tuple(f.name for f in fields(Track))
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _disk_full_is_typed(method: F) -> F:
+    """Run a :class:`Catalog` method with a full disk raised as ``DiskFullError(catalogue path)``."""
+
+    @functools.wraps(method)
+    def wrapper(self: "Catalog", *args: Any, **kwargs: Any) -> Any:
+        with disk_full_as(self.path):
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
@@ -107,21 +130,32 @@ class Catalog:
     create : bool
         If False, a missing file raises :class:`FileNotFoundError` instead
         of being created.
+
+    Raises
+    ------
+    DiskFullError
+        If the disk is full (here or from any method).
     """
 
     def __init__(self, path: str | Path, timeout: float = 60.0, create: bool = True):
         self.path = Path(path)
+        self._conn = None
         if not self.path.exists():
             if not create:
                 raise FileNotFoundError(f"no catalogue at {self.path}")
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-        if self._conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-            self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute("PRAGMA synchronous = NORMAL")
-        self._migrate()
+        try:
+            with disk_full_as(self.path):
+                self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+                self._conn.row_factory = sqlite3.Row
+                self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+                if self._conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    self._conn.execute("PRAGMA journal_mode = WAL")
+                self._conn.execute("PRAGMA synchronous = NORMAL")
+                self._migrate()
+        except BaseException:
+            self.close()
+            raise
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -160,13 +194,18 @@ class Catalog:
         if self._conn.in_transaction:
             yield self
             return
-        self._conn.execute("BEGIN IMMEDIATE")
+        with disk_full_as(self.path):
+            self._conn.execute("BEGIN IMMEDIATE")
         try:
             yield self
+            with disk_full_as(self.path):
+                self._conn.execute("COMMIT")
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            # SQLite may have rolled back already (a full disk at COMMIT can do that).
+            if self._conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
             raise
-        self._conn.execute("COMMIT")
 
     # -- reading ------------------------------------------------------------
 
@@ -174,16 +213,19 @@ class Catalog:
     def _track(row: sqlite3.Row | None) -> Track | None:
         return None if row is None else Track(**{k: row[k] for k in COLUMNS})
 
+    @_disk_full_is_typed
     def get(self, track_id: int) -> Track | None:
         """The track with id ``track_id``, or None."""
         return self._track(self._conn.execute("SELECT * FROM tracks WHERE id = ?", (int(track_id),)).fetchone())
 
+    @_disk_full_is_typed
     def get_by_path(self, path: str | Path) -> Track | None:
         """The track stored for ``path`` (made absolute), or None."""
         return self._track(
             self._conn.execute("SELECT * FROM tracks WHERE path = ?", (normalise_path(path),)).fetchone()
         )
 
+    @_disk_full_is_typed
     def find_by_hash(self, content_hash: str, status: str | None = "ok") -> list[Track]:
         """Tracks whose file content has hash ``content_hash`` (``status`` None: any)."""
         sql, args = "SELECT * FROM tracks WHERE content_hash = ?", [content_hash]
@@ -191,9 +233,11 @@ class Catalog:
             sql, args = sql + " AND status = ?", args + [status]
         return [self._track(r) for r in self._conn.execute(sql + " ORDER BY id", args)]  # type: ignore[misc]
 
+    @_disk_full_is_typed
     def __len__(self) -> int:
         return self._conn.execute("SELECT COUNT(*) FROM tracks").fetchone()[0]
 
+    @_disk_full_is_typed
     def counts(self) -> dict[str, int]:
         """Number of tracks per status, e.g. ``{"ok": 10, "failed": 2}``."""
         out = dict.fromkeys(STATUSES, 0)
@@ -204,13 +248,15 @@ class Catalog:
     def iter_tracks(self, status: str | None = None) -> Iterator[Track]:
         """Iterate over tracks in id order, optionally of one status."""
         _check_status(status)
-        if status is None:
-            cur = self._conn.execute("SELECT * FROM tracks ORDER BY id")
-        else:
-            cur = self._conn.execute("SELECT * FROM tracks WHERE status = ? ORDER BY id", (status,))
-        for row in cur:
-            yield self._track(row)  # type: ignore[misc]
+        with disk_full_as(self.path):
+            if status is None:
+                cur = self._conn.execute("SELECT * FROM tracks ORDER BY id")
+            else:
+                cur = self._conn.execute("SELECT * FROM tracks WHERE status = ? ORDER BY id", (status,))
+            for row in cur:
+                yield self._track(row)  # type: ignore[misc]
 
+    @_disk_full_is_typed
     def tracks(self, status: str | None = None) -> pd.DataFrame:
         """All tracks (or those of one status) as a DataFrame indexed by ``id``.
 
@@ -245,10 +291,12 @@ class Catalog:
         title: str | None = None,
         artist: str | None = None,
         album: str | None = None,
+        detail: str | None = None,
     ) -> tuple[int, bool]:
         """Insert or update the ``ok`` row of ``path``.
 
-        A missing ``title`` defaults to the file name without extension.
+        A missing ``title`` defaults to the file name without extension;
+        ``detail`` is a warning about a usable file (one cut short but mostly there).
 
         Returns
         -------
@@ -261,7 +309,7 @@ class Catalog:
                 content_hash=content_hash, size=size, mtime_ns=mtime_ns,
                 title=title or Path(normalise_path(path)).stem, artist=artist,
                 album=album, duration=duration, sample_rate=sample_rate, channels=channels,
-                status="ok", reason=None, detail=None,
+                status="ok", reason=None, detail=detail,
             ),
         )
 
@@ -293,6 +341,7 @@ class Catalog:
             ),
         )
 
+    @_disk_full_is_typed
     def _upsert(self, path: str | Path, values: dict[str, Any]) -> tuple[int, bool]:
         key = normalise_path(path)
         now = _now()
@@ -312,6 +361,7 @@ class Catalog:
             )
             return int(row[0]), False
 
+    @_disk_full_is_typed
     def move(self, track_id: int, new_path: str | Path, *, size: int, mtime_ns: int) -> None:
         """Point an existing track at the path its file was moved or renamed to.
 
@@ -330,6 +380,7 @@ class Catalog:
             if cur.rowcount == 0:
                 raise KeyError(f"no track {track_id} in {self.path}")
 
+    @_disk_full_is_typed
     def touch(self, track_id: int, *, size: int, mtime_ns: int) -> None:
         """Record a new size/mtime for a track whose content did not change."""
         with self.transaction():
@@ -337,11 +388,13 @@ class Catalog:
                 "UPDATE tracks SET size = ?, mtime_ns = ? WHERE id = ?", (size, mtime_ns, int(track_id))
             )
 
+    @_disk_full_is_typed
     def remove(self, track_id: int) -> bool:
         """Delete a track; True if it existed."""
         with self.transaction():
             return self._conn.execute("DELETE FROM tracks WHERE id = ?", (int(track_id),)).rowcount > 0
 
+    @_disk_full_is_typed
     def mark_missing(self, tracks: list[Track], detail: str) -> list[Track]:
         """Mark tracks whose file is gone as ``failed`` with reason ``missing``.
 
@@ -368,6 +421,7 @@ class Catalog:
                     marked.append(t)
         return marked
 
+    @_disk_full_is_typed
     def remove_missing(self) -> list[Track]:
         """Delete the tracks whose file no longer exists.
 

@@ -120,7 +120,12 @@ def fit_triplets(
     ``task.score(task.validate(model))``; the best is saved at ``out`` with
     ``base_card`` plus history. A running checkpoint ``<out>.last.pt`` is
     written every ``cfg.checkpoint_every`` steps; with ``resume`` a rerun
-    with the same ``cfg`` continues from it. ``init`` prepares a fresh
+    with the same ``cfg`` continues from it. That file holds plain data only
+    (the optimiser's state dict, the generator and torch RNG states as byte
+    tensors, step, history, best score, elapsed seconds), so it loads with
+    ``weights_only=True`` like any checkpoint
+    (:func:`~audiosim.fingerprint.model.load_checkpoint`); a resume file
+    holding anything else is refused, never unpickled. ``init`` prepares a fresh
     (not resumed) model, e.g. loads weights. With ``max_minutes``, the pace
     after 20 steps and at every validation may cut ``cfg.steps`` so that
     training fits; the schedules follow the new length.

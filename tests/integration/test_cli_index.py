@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,33 @@ def test_unreadable_absent_music_is_a_usage_error(
     assert main(["index", "--home", str(catalogue), "--model", str(models[0]), "--absent", str(junk)]) == 2
     err = capsys.readouterr().err  # after Prefect's log of the failed task, as for any error inside a flow
     assert err.endswith("audiosim index: error: no absent-music file could be decoded\n")
+
+
+@pytest.mark.slow
+def test_without_a_terminal_each_long_step_prints_a_line_with_its_time(
+        prefect_harness, catalogue: Path, songs, models, capsys: pytest.CaptureFixture) -> None:  # noqa: F811
+    from audiosim.ingest.ingest import ingest_many
+
+    IB.update(catalogue, models[0], CFG)  # small calibration settings, kept by the command
+    assert all(r.status == "added" for r in ingest_many(songs[4:7], catalogue))
+    assert main(["index", "--home", str(catalogue), "--model", str(models[0])]) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"^embedding: 3 tracks in \d+:\d\d$", err, re.M), err
+    assert re.search(r"^calibration: 24 clips in \d+:\d\d$", err, re.M), err
+
+
+def test_quiet_shows_no_progress(catalogue: Path, monkeypatch: pytest.MonkeyPatch,
+                                 capsys: pytest.CaptureFixture) -> None:
+    import audiosim.cli.index as command
+
+    def fake_run_index(task_runner, progress, **kwargs):  # noqa: ANN001, ANN202
+        progress("embed", {"done": 1, "total": 1})
+        return []
+
+    monkeypatch.setattr(command, "run_index", fake_run_index)
+    monkeypatch.setattr(command, "print_thresholds", lambda *args, **kwargs: None)
+    monkeypatch.setattr(command.Manifest, "load", staticmethod(lambda directory: None))
+    assert main(["index", "--home", str(catalogue), "-q"]) == 0
+    assert "embedding" not in capsys.readouterr().err
+    assert main(["index", "--home", str(catalogue)]) == 0
+    assert re.search(r"^embedding: 1 track in 0:00$", capsys.readouterr().err, re.M)

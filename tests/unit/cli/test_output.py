@@ -71,3 +71,16 @@ def test_durations_read_as_minutes_and_seconds_or_hours() -> None:
 def test_an_unknown_format_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown output format 'xml'"):
         _written(ROWS, "xml")
+
+
+def test_csv_and_json_write_timestamps_in_the_same_iso_8601_form() -> None:
+    df = pd.DataFrame({"added_at": pd.to_datetime(["2024-05-01T12:00:00.123456Z", None], utc=True)},
+                      index=pd.Index([7, 8], name="id"))
+    records = json.loads(_written(df, "json", index=True))
+    assert records == [{"id": 7, "added_at": "2024-05-01T12:00:00.123Z"}, {"id": 8, "added_at": None}]
+    assert _written(df, "csv", index=True) == "id,added_at\n7,2024-05-01T12:00:00.123Z\n8,\n"
+
+
+def test_the_table_writes_its_index_as_the_first_column_under_one_header_line() -> None:
+    df = pd.DataFrame({"title": ["A", "Bee"]}, index=pd.Index([5, 16], name="id"))
+    assert _written(df, "table", index=True).splitlines() == [" id title", "  5     A", " 16   Bee"]

@@ -57,8 +57,10 @@ def test_build_writes_shards_and_manifest(tmp_path: Path, songs, models) -> None
     cal = man["calibration"]
     assert cal["method"] == "leave-one-track-out" and cal["max_false_match"] == 0.01
     assert [b["seconds"] for b in cal["bins"]] == [1.0, 3.0] and all(b["clips"] == 24 for b in cal["bins"])
-    for p in d.glob("shard-0001*"):  # readable by other users, as every published file
-        assert p.stat().st_mode & 0o777 == FILE_MODE, p
+    published_mode = (d / "manifest.json").stat().st_mode & 0o777
+    assert published_mode == FILE_MODE
+    for p in d.glob("shard-0001*"):  # readable by other users, as every published file (the forest too)
+        assert p.stat().st_mode & 0o777 == published_mode, p
     side = json.loads((d / "shard-0001.json").read_text())
     assert side["dim"] == 96 and side["metric"] == "angular" and side["items"] == shard["items"]
 
@@ -272,6 +274,45 @@ def test_without_a_calibrator_an_update_never_calibrates(tmp_path: Path, songs, 
     assert res.action == "update" and not res.calibrated and res.calibrate_seconds == 0.0
     assert M.Manifest.load(DataHome(home).index_dir).calibration is None
     assert IB.update(home, models[0], CFG).action == "nothing", "missing thresholds alone do not make work"
+
+
+def test_a_rebuild_without_calibration_keeps_thresholds_that_still_hold(tmp_path: Path, songs, models) -> None:
+    home = make_home(tmp_path, songs, 3)
+    IB.update(home, models[0], CFG, calibrate=LOO)
+    d = DataHome(home).index_dir
+    before = M.Manifest.load(d).calibration
+    res = IB.update(home, models[0], CFG, rebuild=True)  # `audiosim index --rebuild --no-calibrate`
+    assert res.action == "rebuild" and not res.calibrated and res.thresholds_dropped == ""
+    kept = M.Manifest.load(d).calibration
+    assert kept is not None and kept.is_current(CFG)
+    assert kept.to_dict()["bins"] == before.to_dict()["bins"] and kept.added_since in (None, 0)
+    with Matcher(home, models[0]) as m:
+        assert m.calibration is not None
+        assert m.match(clips_of(songs[:1], starts=(6.0,))[0], SR).matched, "the kept thresholds still let clips match"
+
+
+def test_a_rebuild_for_another_model_says_why_its_thresholds_were_not_kept(tmp_path: Path, songs, models) -> None:
+    home = make_home(tmp_path, songs, 3)
+    IB.update(home, models[0], CFG, calibrate=LOO)
+    res = IB.update(home, models[1], CFG, rebuild=True)
+    assert M.Manifest.load(DataHome(home).index_dir).calibration is None
+    assert "another model" in res.thresholds_dropped
+
+
+def test_orphan_shard_files_are_removed_by_an_update_with_nothing_to_do(tmp_path: Path, songs, models) -> None:
+    """A writer killed after renaming its shard files into place, before publishing, leaves them behind."""
+    home = make_home(tmp_path, songs, 3)
+    IB.update(home, models[0], CFG)
+    clips = clips_of(songs[:3], starts=(2.0, 9.0))
+    before = answers(home, models[0], clips)
+    d = DataHome(home).index_dir
+    for suffix in M.SHARD_SUFFIXES:
+        (d / f"shard-0009{suffix}").write_bytes((d / f"shard-0001{suffix}").read_bytes())
+    res = IB.update(home, models[0], CFG)
+    assert res.action == "nothing"
+    assert not list(d.glob("shard-0009*")), "orphan shard files are removed while the writer lock is held"
+    assert {p.name for p in d.glob("shard-0001*")} == {f"shard-0001{s}" for s in M.SHARD_SUFFIXES}
+    assert answers(home, models[0], clips) == before
 
 
 def _imports(path: Path) -> set[str]:

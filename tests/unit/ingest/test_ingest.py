@@ -23,6 +23,7 @@ from audiosim.cli.main import main
 from audiosim.config import ConfigMismatchError, FeatureConfig
 from audiosim.ingest import ingest as ingest_mod
 from audiosim.ingest.ingest import (
+    FAILURE_REASONS,
     BatchResult,
     TransientIngestError,
     compute_features,
@@ -31,6 +32,8 @@ from audiosim.ingest.ingest import (
     ingest_file,
     ingest_many,
 )
+from audiosim.signal import audio
+from audiosim.signal.audio import REASONS
 from audiosim.store.catalog import Catalog
 from audiosim.store.content import FeatureStore
 
@@ -172,8 +175,90 @@ def test_bad_files_recorded_with_reasons(home, make_wav, bad_files):
     with Catalog(home.catalog_path) as cat:
         assert cat.counts() == {"ok": 2, "failed": len(bad_files)}
         failed = cat.tracks(status="failed")
-    assert set(failed["reason"]) >= {"empty", "not-audio", "silence", "non-finite", "too-short"}
+    assert set(failed["reason"]) >= {"empty", "not-audio", "silence", "corrupt", "truncated", "too-short"}
     assert len(feature_files(home)) == 2
+
+
+def test_every_failure_reason_is_listed_in_one_place():
+    assert set(REASONS) <= set(FAILURE_REASONS) and {"error", ingest_mod.MISSING} <= set(FAILURE_REASONS)
+    for kind, reasons in EXPECTED_REASONS.items():
+        assert reasons <= set(REASONS), kind
+    assert all(FAILURE_REASONS.values())
+
+
+def one_row(home):
+    [t] = rows(home)
+    return t
+
+
+def test_permission_denied_is_recorded_as_such(home, make_wav, monkeypatch):
+    p = make_wav("locked.wav")
+
+    def denied(file, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(file))
+
+    monkeypatch.setattr(audio, "open", denied, raising=False)  # the decoder's own reads
+    r = ingest_file(p, home)
+    assert (r.status, r.reason) == ("failed", "permission-denied") and "permission denied" in r.detail
+    assert (one_row(home).reason, one_row(home).detail) == ("permission-denied", r.detail)
+
+
+def test_permission_denied_on_the_folder_is_recorded_as_such(home, make_wav, monkeypatch):
+    p = make_wav("hidden.wav")
+    real_stat = os.stat
+
+    def stat(path, *a, **k):
+        if str(path) == str(p):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_stat(path, *a, **k)
+
+    monkeypatch.setattr(ingest_mod.os, "stat", stat)
+    r = ingest_file(p, home)
+    assert (r.status, r.reason) == ("failed", "permission-denied")
+
+
+def test_a_device_is_recorded_as_not_a_regular_file(home):
+    r = ingest_file("/dev/zero", home)
+    assert (r.status, r.reason, r.detail) == ("failed", "not-a-regular-file", "a character device")
+
+
+def test_text_named_mp3_is_recorded_as_not_audio(home, tmp_path):
+    p = tmp_path / "song.mp3"
+    p.write_text("not a song\n" * 50)
+    r = ingest_file(p, home)
+    assert (r.status, r.reason, r.detail) == ("failed", "not-audio", "not audio: the file holds text")
+
+
+def test_nan_is_recorded_as_corrupt_at_its_time(home, tmp_path):
+    x = tone(5.0)
+    x[3 * 8000 + 5] = np.nan
+    sf.write(tmp_path / "nan.wav", x, 8000, subtype="FLOAT")
+    r = ingest_file(tmp_path / "nan.wav", home)
+    assert (r.status, r.reason) == ("failed", "corrupt") and "at 3.0 s" in r.detail
+
+
+def test_a_truncated_file_fails_or_is_kept_with_a_warning(home, tmp_path):
+    sr = 44100
+    x = tone(12.0, sr) + 0.05 * np.random.default_rng(0).standard_normal(12 * sr).astype(np.float32)
+    whole_ogg, whole_wav = tmp_path / "whole.ogg", tmp_path / "whole.wav"
+    sf.write(whole_ogg, x, sr, format="OGG", subtype="VORBIS")
+    sf.write(whole_wav, x, sr)
+    cuts = {}
+    for name, whole, share in (("third.ogg", whole_ogg, 1 / 3), ("third.wav", whole_wav, 1 / 3),
+                               ("most.wav", whole_wav, 0.8)):
+        data = whole.read_bytes()
+        cuts[name] = tmp_path / name
+        cuts[name].write_bytes(data[: int(len(data) * share)])
+    results = {Path(r.path).name: r for r in ingest_many([whole_ogg, whole_wav, *cuts.values()], home)}
+    assert results["whole.ogg"].detail is None and results["whole.wav"].detail is None
+    assert results["third.wav"].status == "failed" and results["third.wav"].reason == "truncated"
+    for name in ("third.ogg", "most.wav"):  # the Ogg states no length: it can only be warned about
+        r = results[name]
+        assert r.status == "added" and r.reason is None and r.detail.startswith("cut short"), r
+    by_name = {Path(t.path).name: t for t in rows(home)}
+    assert by_name["third.ogg"].status == "ok" and by_name["third.ogg"].detail == results["third.ogg"].detail
+    assert by_name["most.wav"].detail == "cut short: decoded 9.6 s of the 12.0 s its header states"
+    assert by_name["whole.wav"].detail is None
 
 
 def test_failed_file_is_retried(home, make_wav, bad_files):

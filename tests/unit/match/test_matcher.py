@@ -14,21 +14,32 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from match_support import SR, noisy
 
 import audiosim
 from audiosim.index.thresholds import Calibration, CalibrationBin
 from audiosim.match import matcher as match
 from audiosim.match import monitor
-from audiosim.match.matcher import CatalogueView, Matcher, ThresholdPolicy, TrackInfo
+from audiosim.match.matcher import (
+    CatalogueView,
+    Match,
+    Matcher,
+    ThresholdPolicy,
+    TrackInfo,
+    passage_start,
+    torch_threads,
+)
 from audiosim.match.scoring import ClipScore
 from audiosim.match.voting import Candidate
+from audiosim.signal.audio import AudioError
 from audiosim.store.home import DataHome
 
 
 def test_identify_and_monitor_are_exposed_lazily() -> None:
     assert audiosim.identify is match.identify
     assert audiosim.monitor is monitor.monitor
+    assert audiosim.AudioError is AudioError, "the one error type of audio that cannot be heard"
     with pytest.raises(AttributeError):
         audiosim.no_such_thing  # noqa: B018
 
@@ -68,6 +79,77 @@ def test_without_thresholds_nothing_matches_unless_one_is_given() -> None:
     assert policy.threshold(11) == math.inf
     assert not policy.matches(ClipScore([Candidate(1, 0.0, 1e9, 3)], 11, 1e9))
     assert policy.overridden(threshold=0.5).threshold(11) == 0.5
+
+
+@pytest.mark.parametrize("rate", [2.0, 1.0, -0.01, float("nan")])
+def test_a_false_match_rate_outside_0_1_is_refused(rate: float) -> None:
+    with pytest.raises(ValueError, match=r"max_false_match must be in \[0, 1\)"):
+        ThresholdPolicy(_cal(), rate)
+    with pytest.raises(ValueError, match="max_false_match"):
+        ThresholdPolicy(_cal(), 0.01).overridden(max_false_match=rate)
+    with pytest.raises(ValueError, match="max_false_match"):  # refused before any index is opened
+        audiosim.identify(np.zeros(8000, np.float32), 8000, index="/nonexistent", max_false_match=rate)
+
+
+def _deciding(tmp_path: Path, policy: ThresholdPolicy) -> Matcher:
+    """A matcher that can only decide (no index, no model): enough to test answers."""
+    m = Matcher.__new__(Matcher)
+    m.policy = policy
+    m.tracks = CatalogueView(DataHome(tmp_path / "home"), {})
+    return m
+
+
+def test_a_no_match_names_its_best_candidate_only_in_the_candidate_fields(tmp_path: Path) -> None:
+    m = _deciding(tmp_path, ThresholdPolicy(_cal(), 0.01))
+    no = m.decide(ClipScore([Candidate(7, 3.25, 1.5, 4)], 11, 1.5), "a.wav", 5.0, 0.0)
+    assert (no.status, no.reason, no.matched) == ("no-match", "below-threshold", False)
+    assert (no.track_id, no.path, no.title, no.offset) == (None, None, None, None)
+    assert (no.candidate_track_id, no.candidate_offset, no.score) == (7, 3.25, 1.5)
+    yes = m.decide(ClipScore([Candidate(7, 3.25, 2.5, 4)], 11, 2.5), "a.wav", 5.0, 0.0)
+    assert (yes.status, yes.reason, yes.track_id, yes.offset) == ("matched", "", 7, 3.25) and yes.matched
+    assert yes.candidate_track_id == 7 and yes.to_dict()["matched"] is True
+    none = m.decide(ClipScore([], 11, 0.0), "a.wav", 5.0, 0.0)
+    assert (none.status, none.reason, none.candidate_track_id) == ("no-match", "no-candidate", None)
+    uncalibrated = _deciding(tmp_path, ThresholdPolicy(None, 0.01))
+    assert uncalibrated.decide(ClipScore([Candidate(7, 1.0, 9.0, 4)], 11, 9.0), "a", 5.0, 0.0).reason == "uncalibrated"
+
+
+def test_an_offset_is_never_negative_the_passage_starts_later_in_the_clip(tmp_path: Path) -> None:
+    # A clip of 5 s of something else, then the track from its start: its candidate offset is -5.
+    assert passage_start(12.5) == (12.5, 0.0) and passage_start(-5.0) == (0.0, 5.0)
+    m = _deciding(tmp_path, ThresholdPolicy(_cal(), 0.01))
+    got = m.decide(ClipScore([Candidate(7, -5.0, 2.5, 4)], 11, 2.5), "stream.mp3", 15.0, 0.0)
+    assert got.matched and (got.offset, got.clip_start, got.candidate_offset) == (0.0, 5.0, 0.0)
+
+
+def test_a_clip_that_cannot_be_heard_is_an_error_answer_with_its_reason() -> None:
+    failed = Match.failed(AudioError("short.wav", "too-short", "0.30 s"), 0.01)
+    assert (failed.clip, failed.status, failed.reason, failed.detail) == ("short.wav", "error", "too-short", "0.30 s")
+    assert not failed.matched and failed.track_id is None and failed.candidate_track_id is None
+
+
+def test_without_an_index_identify_says_where_it_looked_and_how_the_home_was_chosen(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("AUDIOSIM_HOME", raising=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError) as e:
+        audiosim.identify(np.zeros(8000, np.float32), 8000)
+    msg = str(e.value)
+    assert str(tmp_path / "data") in msg and "$AUDIOSIM_HOME is not set" in msg and "audiosim index" in msg
+    monkeypatch.setenv("AUDIOSIM_HOME", str(tmp_path / "elsewhere"))
+    with pytest.raises(FileNotFoundError, match="AUDIOSIM_HOME is .*elsewhere"):
+        audiosim.identify(np.zeros(8000, np.float32), 8000)
+    with pytest.raises(FileNotFoundError) as e:
+        audiosim.identify(np.zeros(8000, np.float32), 8000, index=tmp_path / "given")
+    assert str(tmp_path / "given") in str(e.value) and "AUDIOSIM_HOME" not in str(e.value)
+
+
+def test_lookups_choose_their_torch_threads_and_restore_the_setting() -> None:
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with torch_threads(None):
+        assert torch.get_num_threads() == before
 
 
 def test_without_a_catalogue_tracks_are_unknown_but_current(tmp_path: Path) -> None:
@@ -123,3 +205,37 @@ def test_identify_path_and_threshold_override(songbook_index, tmp_path: Path) ->
         assert (again.track_id, again.offset, again.score) == (m.track_id, m.offset, m.score)
         assert not mt.match(clip_path, threshold=math.inf).matched
         assert mt.match(clip_path).matched, "an override holds for one clip only"
+
+
+@pytest.mark.slow
+def test_bad_input_raises_the_audio_error_with_a_reason_and_only_a_real_no_match_is_none(songbook_index) -> None:
+    home, paths, model = songbook_index
+    x, sr = sf.read(paths[2], dtype="float32")
+    bad = {
+        "too-short": (x[: int(0.3 * sr)], sr),
+        "corrupt": (np.full(5 * sr, np.nan, np.float32), sr),
+        "unsupported": (x[: 5 * sr], 10**7),
+        "empty": (np.zeros(0, np.float32), sr),
+        "silence": (np.zeros(5 * sr, np.float32), sr),
+    }
+    for reason, (clip, rate) in bad.items():
+        with pytest.raises(AudioError) as e:
+            audiosim.identify(clip, rate, index=home, model=model)
+        assert e.value.reason == reason, (reason, e.value)
+    with pytest.raises(AudioError, match="unsupported"):
+        audiosim.identify(x[: 5 * sr], 0, index=home, model=model)
+    with Matcher(home, model) as m:
+        answers = [m.answer(c, r) for c, r in bad.values()] + [m.answer(x[3 * sr : 8 * sr], sr)]
+    assert [a.reason for a in answers[:-1]] == list(bad) and all(a.status == "error" for a in answers[:-1])
+    assert answers[-1].matched, "the rest of the batch is answered"
+
+
+@pytest.mark.slow
+def test_a_clip_that_starts_before_the_track_reports_where_the_passage_starts(songbook_index) -> None:
+    home, paths, model = songbook_index
+    x, sr = sf.read(paths[3], dtype="float32")
+    y, _ = sf.read(paths[9], dtype="float32")  # absent
+    for lead in (np.zeros(5 * sr, np.float32), y[: 5 * sr]):
+        got = audiosim.identify(np.concatenate([lead, x[: 10 * sr]]), sr, index=home, model=model)
+        assert got is not None and got.path == str(paths[3].resolve())
+        assert got.offset == 0.0 and abs(got.clip_start - 5.0) <= 0.25, got

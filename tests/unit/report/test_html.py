@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import tempfile
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
-from report_support import FORMULA_TAG, SCRIPT_TITLE, synthetic_report
+from report_support import (
+    FORMULA_TAG,
+    SCRIPT_TITLE,
+    assert_images_are_png,
+    chromium,
+    run_chromium,
+    synthetic_report,
+)
 
 from audiosim.report.html import render_html, table
 from audiosim.report.write import write_report
@@ -52,33 +58,66 @@ def test_songs_table_shows_lengths_as_durations():
     assert ">1:15<" in html and ">1:02:05<" in html and ">1:00<" in html
 
 
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
+BROWSER_REQUIRED = os.environ.get("AUDIOSIM_REQUIRE_BROWSER") == "1"
+"""Set by ``.ci/run``: there the browser test must run, so a missing chromium fails it instead of skipping it."""
+
+
+def _need_chromium() -> None:
+    if chromium() is None:
+        message = "chromium is not installed (apt-get install -y chromium)"
+        if BROWSER_REQUIRED:
+            pytest.fail(f"{message}, and AUDIOSIM_REQUIRE_BROWSER=1 requires the browser test")
+        pytest.skip(message)
+
+
+BROKEN_IMAGES_PROBE = """<script>window.addEventListener("load", () => {
+  const broken = [...document.images].filter(i => !i.complete || i.naturalWidth === 0).length;
+  document.body.setAttribute("data-images", document.images.length + " " + broken);
+});</script>"""
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(_chromium() is None, reason="chromium is not installed (apt-get install -y chromium)")
-def test_report_renders_in_headless_chromium(lib, tmp_path):
+def test_report_renders_in_headless_chromium_with_every_image(lib, tmp_path):
     from audiosim.report.analysis import build_report
 
+    _need_chromium()
     pl = tmp_path / "folder-mix"
     pl.mkdir()
     for p in lib.paths[:5]:
         shutil.copy(p, pl / p.name)
     html = write_report(build_report(pl, lib.home, model=lib.model), tmp_path / "r")
+    text = html.read_text()
+    assert_images_are_png(text, expected=4)
+
+    probe = tmp_path / "probe.html"  # the page with a script that counts the images the browser could not show
+    probe.write_text(text.replace("</body>", BROKEN_IMAGES_PROBE + "</body>"))
+    dom = run_chromium("--virtual-time-budget=5000", "--dump-dom", probe.as_uri())
+    assert 'data-images="4 0"' in dom
+
     shot = tmp_path / "shot.png"
-    profile = tempfile.mkdtemp(prefix="chromium-")
-    try:
-        subprocess.run(
-            [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-             "--hide-scrollbars", f"--screenshot={shot}", "--window-size=1280,4000", html.as_uri()],
-            check=True, capture_output=True, timeout=120, env={**os.environ, "HOME": profile},
-        )
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
+    run_chromium(f"--screenshot={shot}", "--window-size=1280,4000", html.as_uri())
     from PIL import Image
 
     img = np.asarray(Image.open(shot).convert("L"))
     assert img.shape == (4000, 1280)
     assert (img < 128).mean() > 0.01  # text and figures were drawn, not a blank page
+
+
+def test_a_missing_browser_fails_the_browser_test_when_required(monkeypatch):
+    """With AUDIOSIM_REQUIRE_BROWSER=1 (as ``.ci/run`` sets) the browser test fails instead of skipping."""
+    monkeypatch.setattr(sys.modules[__name__], "chromium", lambda: None)
+    monkeypatch.setattr(sys.modules[__name__], "BROWSER_REQUIRED", True)
+    with pytest.raises(pytest.fail.Exception, match="AUDIOSIM_REQUIRE_BROWSER=1"):
+        _need_chromium()
+    monkeypatch.setattr(sys.modules[__name__], "BROWSER_REQUIRED", False)
+    with pytest.raises(pytest.skip.Exception):
+        _need_chromium()
+
+
+def test_map_caption_names_only_the_points_the_map_shows():
+    r = synthetic_report(["one", "two", "three", "four"])
+    assert "Grey: the catalogue&#39;s other songs; numbered: the playlist in order; stars: suggested additions." in (
+        render_html(r, {"map": b"png"}))
+    r.catalogue_map = r.catalogue_map[r.catalogue_map["role"] != "catalogue"]
+    html = render_html(r, {"map": b"png"})
+    assert "Grey" not in html and "Numbered: the playlist in order; stars: suggested additions." in html

@@ -50,6 +50,22 @@ def test_csv_text_neutralises_row_and_column_labels():
     assert rows[0] == ["", "1. a", "'=cmd"] and rows[2] == ["'=cmd", "-0.5", "1.0"]
 
 
+def test_csv_numbers_are_rounded_to_what_they_can_tell_apart():
+    df = pd.DataFrame({"similarity": [1.0000000000000002, 0.123456], "closest_similarity": [0.98765, np.nan],
+                       "duration": [181.23456, 59.96], "tempo_bpm": [119.6, np.nan], "loudness_db": [-12.345, -3.0],
+                       "position": [1.0, np.nan], "valence": [0.123456, -0.5], "other": [0.333333333, 2.0]})
+    rows = list(csv.reader(csv_text(df).splitlines()))
+    assert rows[1] == ["1.0", "0.988", "181.2", "120", "-12.3", "1", "0.123", "0.333"]
+    assert rows[2] == ["0.123", "", "60.0", "", "-3.0", "", "-0.5", "2.0"]
+    assert df.loc[0, "similarity"] == 1.0000000000000002  # the report's own table is left as it is
+
+
+def test_similarity_matrix_csv_keeps_three_decimals():
+    sim = pd.DataFrame([[1.0000000000000002, 0.876543], [0.876543, 0.9999999999999998]], index=["1. a", "2. b"],
+                       columns=["1. a", "2. b"])
+    assert csv_text(sim, index=True).splitlines()[1:] == ["1. a,1.0,0.877", "2. b,0.877,1.0"]
+
+
 def test_markdown_table_escapes_text_but_not_numbers():
     df = pd.DataFrame({"title": [SCRIPT_TITLE, "a | b"], "n": [-3, 4], "x": [-0.1234, np.nan]})
     md = markdown_table(df)
@@ -79,6 +95,8 @@ def test_write_report_writes_every_table_and_the_summary(tmp_path):
     tracks = pd.read_csv(tmp_path / "out" / "tracks.csv")
     assert tracks["position"].tolist() == [1, 2, 3, 4, 5, 6] and tracks["loudness_db"].lt(0).all()
     assert tracks.loc[1, "title"] == "'" + FORMULA_TAG and tracks.loc[0, "title"] == SCRIPT_TITLE
+    for name in CSV_TABLES:  # no float noise such as 1.0000000000000002 anywhere
+        assert not re.search(r"\.\d{5,}", (tmp_path / "out" / name).read_text()), name
 
 
 @pytest.mark.slow

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -212,16 +216,57 @@ def _low_rate(p):
     return p / "slow.wav"
 
 
+def _text_named_mp3(p):
+    (p / "notes.mp3").write_text("these are not the samples you are looking for\n" * 20)
+    return p / "notes.mp3"
+
+
+def _device(p):
+    return Path("/dev/zero")
+
+
+def _fifo(p):
+    os.mkfifo(p / "pipe.wav")
+    return p / "pipe.wav"
+
+
+def _wav_cut_in_header(p):
+    sf.write(p / "whole.wav", tone(440, 8000, 2.0), 8000)
+    (p / "cut.wav").write_bytes((p / "whole.wav").read_bytes()[:30])
+    return p / "cut.wav"
+
+
+def _wav_cut_to_a_third(p):
+    sf.write(p / "whole.wav", tone(440, 8000, 6.0), 8000)
+    data = (p / "whole.wav").read_bytes()
+    (p / "cut.wav").write_bytes(data[: len(data) // 3])
+    return p / "cut.wav"
+
+
+def _corrupt_flac(p):
+    sf.write(p / "whole.flac", tone(440, 8000, 3.0), 8000)
+    data = bytearray((p / "whole.flac").read_bytes())
+    data[200:] = np.random.default_rng(0).integers(0, 256, len(data) - 200, dtype=np.uint8).tobytes()
+    (p / "corrupt.flac").write_bytes(bytes(data))
+    return p / "corrupt.flac"
+
+
 ERRORS = [
     (_missing, "unreadable"),
-    (_directory, "unreadable"),
+    (_directory, "not-a-regular-file"),
+    (_device, "not-a-regular-file"),
+    (_fifo, "not-a-regular-file"),
     (_text, "not-audio"),
+    (_text_named_mp3, "not-audio"),
     (_zero_bytes, "empty"),
     (_header_only, "empty"),
+    (_wav_cut_in_header, "truncated"),
+    (_wav_cut_to_a_third, "truncated"),
+    (_corrupt_flac, "corrupt"),
     (_too_short, "too-short"),
     (_silence, "silence"),
-    (_nan, "non-finite"),
-    (_inf_late, "non-finite"),
+    (_nan, "corrupt"),
+    (_inf_late, "corrupt"),
     (_many_channels, "unsupported"),
     (_low_rate, "unsupported"),
 ]
@@ -235,6 +280,7 @@ def test_every_error_has_its_reason_and_names_the_file(tmp_path, make, reason):
     assert caught.value.reason == reason
     assert caught.value.path == str(path)
     assert str(path) in str(caught.value) and reason in str(caught.value)
+    assert caught.value.detail and reason in audio.REASONS
 
 
 def test_too_long(tmp_path):
@@ -275,3 +321,151 @@ def test_audio_info_duration(tmp_path):
     info = audio.probe(tmp_path / "x.flac")
     assert info.format == "FLAC" and info.frames == 66150
     assert info.duration == pytest.approx(1.5)
+
+
+# ---------------------------------------------------------------------------
+# Reasons that say what is really wrong.
+
+
+def test_an_unknown_reason_is_refused():
+    with pytest.raises(ValueError, match="REASONS"):
+        AudioError("x.wav", "weird")
+
+
+def test_text_is_reported_as_not_audio_whatever_its_extension(tmp_path):
+    for make in (_text, _text_named_mp3):
+        with pytest.raises(AudioError) as caught:
+            audio.probe(make(tmp_path))
+        assert caught.value.reason == "not-audio"
+        assert caught.value.detail.startswith("not audio")
+        assert "pipe" not in caught.value.detail and "does not exist" not in caught.value.detail
+
+
+def test_a_device_or_pipe_is_named_as_such_and_never_opened(tmp_path):
+    with pytest.raises(AudioError, match="character device"):
+        audio.probe("/dev/zero")
+    with pytest.raises(AudioError, match="named pipe"):  # opening a pipe would block: it is not opened
+        audio.probe(_fifo(tmp_path))
+    with pytest.raises(AudioError, match="a folder"):
+        audio.probe(_directory(tmp_path))
+
+
+def test_permission_denied_is_reported_as_such(tmp_path, monkeypatch):
+    path = tmp_path / "x.wav"
+    sf.write(path, tone(440, 8000, 2.0), 8000)
+
+    def denied(file, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(file))
+
+    monkeypatch.setattr(audio, "open", denied, raising=False)
+    for call in (audio.probe, audio.content_hash, lambda p: audio.load(p, OUT)):
+        with pytest.raises(AudioError) as caught:
+            call(path)
+        assert caught.value.reason == "permission-denied" and "permission denied" in caught.value.detail
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file whatever its mode")
+def test_an_unreadable_mode_is_reported_as_permission_denied(tmp_path):
+    path = tmp_path / "x.wav"
+    sf.write(path, tone(440, 8000, 2.0), 8000)
+    path.chmod(0)
+    try:
+        with pytest.raises(AudioError) as caught:
+            audio.load(path, OUT)
+        assert caught.value.reason == "permission-denied"
+    finally:
+        path.chmod(0o644)
+
+
+DROP_TO_NOBODY = r"""
+import os, sys
+from audiosim.signal import audio  # imported as root: nobody may not read the virtualenv
+os.setgid(65534); os.setuid(65534)
+try:
+    audio.load(sys.argv[1], 8000)
+except audio.AudioError as e:
+    print(e.reason)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping to nobody needs root")
+def test_an_unreadable_mode_is_reported_as_permission_denied_to_another_user(tmp_path):
+    tmp_path.chmod(0o755)
+    path = tmp_path / "x.wav"
+    sf.write(path, tone(440, 8000, 2.0), 8000)
+    path.chmod(0o600)  # root's, unreadable to nobody
+    done = subprocess.run([sys.executable, "-c", DROP_TO_NOBODY, str(path)], capture_output=True, text=True)
+    if done.returncode != 0 and "Operation not permitted" in done.stderr:
+        pytest.skip("this root cannot drop to nobody")
+    assert done.stdout.strip() == "permission-denied", done.stderr
+
+
+def test_nan_is_reported_at_its_time(tmp_path):
+    x = tone(440, 8000, 5.0)
+    x[3 * 8000 + 17] = np.nan
+    sf.write(tmp_path / "nan.wav", x, 8000, subtype="FLOAT")
+    with pytest.raises(AudioError) as caught:
+        audio.load(tmp_path / "nan.wav", OUT)  # one block: the time is not the block's start
+    assert caught.value.reason == "corrupt" and "at 3.0 s" in caught.value.detail
+
+
+def _cut(path, share):
+    data = path.read_bytes()
+    cut = path.with_name(f"cut-{path.name}")
+    cut.write_bytes(data[: int(len(data) * share)])
+    return cut
+
+
+def test_a_truncated_ogg_is_kept_with_a_warning(tmp_path):
+    path = tmp_path / "x.ogg"
+    noise = 0.05 * np.random.default_rng(0).standard_normal(12 * 44100).astype(np.float32)
+    sf.write(path, tone(440, 44100, 12.0) + noise, 44100, format="OGG", subtype="VORBIS")
+    warnings: list[str] = []
+    whole = np.concatenate(list(audio.stream(path, OUT, warnings=warnings)))
+    assert warnings == []
+    cut = _cut(path, 1 / 3)
+    y = np.concatenate(list(audio.stream(cut, OUT, warnings=warnings)))
+    assert 0 < y.shape[0] < 0.5 * whole.shape[0]
+    assert len(warnings) == 1 and "cut short" in warnings[0] and "Ogg" in warnings[0]
+    with pytest.raises(AudioError, match="truncated"):  # cut before any audio page
+        audio.load(_cut(path, 0.02), OUT)
+
+
+def test_a_wav_mostly_there_is_kept_with_a_warning_and_a_third_fails(tmp_path):
+    path = tmp_path / "x.wav"
+    sf.write(path, tone(440, 8000, 10.0), 8000)
+    warnings: list[str] = []
+    y = audio.load(path, OUT)
+    assert y.shape[0] == 10 * OUT
+    y = np.concatenate(list(audio.stream(_cut(path, 0.8), OUT, warnings=warnings)))
+    assert y.shape[0] == pytest.approx(8 * OUT, abs=10)
+    assert warnings == ["cut short: decoded 8.0 s of the 10.0 s its header states"]
+    with pytest.raises(AudioError) as caught:
+        audio.load(_cut(path, 0.3), OUT)
+    assert caught.value.reason == "truncated" and "of the 10.0 s its header states" in caught.value.detail
+    assert audio.TRUNCATED_SHARE == 0.5
+
+
+def test_a_truncated_mp3_with_a_stated_length_fails(tmp_path):
+    if not can_write("MP3", "MPEG_LAYER_III"):
+        pytest.skip("this libsndfile cannot write MP3")
+    path = tmp_path / "x.mp3"
+    sf.write(path, tone(440, 44100, 10.0), 44100, format="MP3", subtype="MPEG_LAYER_III")
+    with pytest.raises(AudioError) as caught:
+        audio.load(_cut(path, 1 / 3), OUT)
+    assert caught.value.reason == "truncated"
+
+
+def test_whole_files_of_every_format_give_no_warning(tmp_path):
+    for fmt, subtype, ext, rate, _ in FORMATS:
+        if not can_write(fmt, subtype):
+            continue
+        path = tmp_path / f"x.{ext}"
+        try:
+            sf.write(path, tone(440, rate, 3.0), rate, format=fmt, subtype=subtype)
+        except (sf.LibsndfileError, RuntimeError):
+            continue
+        warnings: list[str] = []
+        assert sum(b.shape[0] for b in audio.stream(path, OUT, warnings=warnings)) > 0
+        assert warnings == [], (fmt, subtype)

@@ -1,4 +1,4 @@
-"""Fixtures of the similarity tests: an ingested songbook home, a random model, songs of two moods."""
+"""Fixtures of the similarity tests: an ingested songbook home, the song model, songs of two moods."""
 
 from __future__ import annotations
 
@@ -7,26 +7,28 @@ from typing import Callable
 
 import pandas as pd
 import pytest
-import torch
 
-from audiosim.config import SIMILARITY_MODEL, similarity_features
-from audiosim.fingerprint.model import Encoder, save_encoder
-from audiosim.similarity.model import load_similarity_model
+from audiosim.config import SimilarityConfig
+from audiosim.similarity.model import SongModel
 
 SR = 22050
 """Sample rate of the descriptor and mood test signals."""
+SMALL = SimilarityConfig(excerpt_seconds=3.0, n_trees=4)
+"""Short excerpts and a small index: what the similarity tests use."""
 
 
-def random_model(path: Path, seed: int = 0, features=None) -> Encoder:
-    """A randomly initialised similarity encoder saved to ``path`` and loaded back (so it has an identity)."""
-    torch.manual_seed(seed)
-    save_encoder(Encoder(SIMILARITY_MODEL, features or similarity_features()), path, {"kind": "test"})
-    return load_similarity_model(path)
+def random_model(path: Path | None = None, seed: int = 0, features=None) -> SongModel:
+    """A song model; ``seed`` 0 is the default one, any other the penultimate layer (a different model).
+
+    (The song model is frozen: "another model" is another layer of it. ``path``
+    and ``features`` are accepted for the tests written for trained encoders.)
+    """
+    return SongModel(SimilarityConfig(layer="midlevel" if seed == 0 else "penultimate"))
 
 
 @pytest.fixture
-def make_model() -> Callable[..., Encoder]:
-    """:func:`random_model`: ``make_model(path, seed=0, features=None)``."""
+def make_model() -> Callable[..., SongModel]:
+    """:func:`random_model`: ``make_model(path, seed=0)``."""
     return random_model
 
 
@@ -44,7 +46,7 @@ def songs(tmp_path_factory):
     home = root / "home"
     results = ingest_many(paths, home)
     assert all(r.status == "added" for r in results)
-    model = random_model(root / "model.pt")
+    model = random_model()
     return home, paths, model, root
 
 

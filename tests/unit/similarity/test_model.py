@@ -1,51 +1,60 @@
-"""The song model: clips of a song, its vector, cosine maths."""
+"""The song model: frozen musicnn features pooled into a unit vector, named by a digest."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from audiosim.config import SimilarityConfig, similarity_features
-from audiosim.signal.audio import content_hash
+from audiosim.config import SimilarityConfig
 from audiosim.similarity.model import (
-    clip_starts,
+    DEFAULT_SIMILARITY_MODEL,
+    SongModel,
     cosine_matrix,
+    fit_one_patch,
+    load_similarity_model,
     mean_vector,
-    song_clips,
-    song_vector,
 )
-from audiosim.store.content import FeatureStore
-
-SMALL = SimilarityConfig(clip_hop_seconds=1.0, max_clips=8, n_trees=4)
+from audiosim.similarity.musicnn import MIDLEVEL_DIM, MIN_SAMPLES, PENULTIMATE_DIM
 
 
-def test_clip_starts_spread_and_capped():
-    f = similarity_features()
-    lm = np.zeros((f.n_mels, 64 * 60), np.float32)  # one minute, loud enough
-    lm[:] = 2.0
-    starts = clip_starts(lm, f, SimilarityConfig(clip_hop_seconds=1.0, max_clips=10))
-    assert len(starts) == 10
-    assert starts[0] == 0 and starts[-1] == 64 * 60 - f.segment_frames - (64 * 60 - f.segment_frames) % 64
-    assert np.all(np.diff(starts) > 0)
+def test_default_song_model_is_the_msd_midlevel_layer_mean_pooled():
+    m = load_similarity_model()
+    assert m.describe()["model"] == "msd" and m.dim == MIDLEVEL_DIM
+    assert m.identity.card["layer"] == "midlevel" and m.identity.card["pooling"] == "mean"
+    assert "licence" in m.identity.card and "loss" in m.identity.card
+    assert DEFAULT_SIMILARITY_MODEL.is_file()
 
 
-def test_short_song_is_tiled_to_one_clip():
-    f = similarity_features()
-    clips = song_clips(np.random.default_rng(0).standard_normal((f.n_mels, 50)).astype(np.float32), f)
-    assert clips.shape == (1, f.n_mels, f.segment_frames)
+def test_layer_and_model_change_the_digest():
+    digests = {SongModel(SimilarityConfig(model=n, layer=la)).identity.digest
+               for n in ("msd", "mtt") for la in ("midlevel", "penultimate")}
+    assert len(digests) == 4
+    assert SongModel(SimilarityConfig(layer="penultimate")).dim == PENULTIMATE_DIM
 
 
-def test_song_vector_is_unit_and_deterministic(songs):
-    home, paths, model, _ = songs
-    lm = FeatureStore.for_home(home).get(content_hash(paths[0]))
-    v1, v2 = song_vector(lm, model, SMALL), song_vector(lm, model, SMALL)
-    assert v1.shape == (128,) and v1.dtype == np.float32
-    assert np.isclose(np.linalg.norm(v1), 1.0, atol=1e-5)
-    assert np.array_equal(v1, v2)
+def test_only_the_shipped_weights_are_a_song_model(tmp_path):
+    with pytest.raises(ValueError, match="not a song model"):
+        load_similarity_model(tmp_path / "similarity.pt")
+    assert load_similarity_model(DEFAULT_SIMILARITY_MODEL).dim == MIDLEVEL_DIM
+
+
+def test_song_vector_is_unit_and_deterministic():
+    rng = np.random.default_rng(0)
+    waves = [0.1 * rng.standard_normal(16000 * 4).astype(np.float32) for _ in range(2)]
+    m = load_similarity_model()
+    v = m.song_vector(waves)
+    assert v.shape == (MIDLEVEL_DIM,) and np.linalg.norm(v) == pytest.approx(1.0, abs=1e-5)
+    assert np.array_equal(v, m.song_vector(waves))
+
+
+def test_a_wave_shorter_than_one_patch_is_tiled():
+    assert fit_one_patch(np.ones(1000, np.float32)).size >= MIN_SAMPLES
+    with pytest.raises(ValueError, match="no audio"):
+        fit_one_patch(np.zeros(0, np.float32))
 
 
 def test_mean_vector_is_unit_and_cosines_are_of_rows():
-    v = mean_vector(np.array([[3.0, 0.0], [0.0, 4.0]]))
-    assert v.dtype == np.float32 and np.isclose(np.linalg.norm(v), 1.0)
-    a = np.array([[1.0, 0.0], [0.0, 2.0]])
-    assert np.allclose(cosine_matrix(a), np.eye(2))
-    assert np.allclose(cosine_matrix(a, np.array([[1.0, 1.0]])), [[2**-0.5], [2**-0.5]])
+    v = mean_vector(np.array([[3.0, 0.0], [3.0, 0.0]]))
+    assert np.allclose(v, [1.0, 0.0])
+    c = cosine_matrix(np.array([[1.0, 0.0], [0.0, 2.0]]))
+    assert np.allclose(c, np.eye(2))

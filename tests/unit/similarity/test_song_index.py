@@ -6,6 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from audiosim.config import ConfigMismatchError, SimilarityConfig
@@ -18,9 +19,10 @@ from audiosim.similarity.song_index import (
     similar,
     song_index_dir,
     song_manifest_path,
+    track_by_title,
 )
 
-SMALL = SimilarityConfig(clip_hop_seconds=1.0, max_clips=8, n_trees=4)
+SMALL = SimilarityConfig(excerpt_seconds=3.0, n_trees=4)
 
 
 def test_similar_excludes_query_and_ranks_by_score(songs):
@@ -93,3 +95,38 @@ def test_build_publishes_under_the_writer_lock_and_leaves_no_temp_files(songs, t
     assert not leftover.exists() and not list(folder.glob(".*.tmp"))
     assert song_manifest_path(home).is_file() and (folder / idx.manifest["ann"]).is_file()
     assert idx.manifest["model_digest"] == model_digest(model)
+
+
+TITLED = pd.DataFrame({"title": ["Castle Walls", "Castle", "Green Fields", None],
+                       "path": ["/m/a.wav", "/m/b.wav", "/m/c.wav", "/m/Untitled Demo.wav"]},
+                      index=pd.Index([1, 2, 3, 4], name="id"))
+
+
+@pytest.mark.parametrize(("text", "track_id"), [
+    ("castle", 2),  # a whole title wins over the titles it is part of
+    ("green", 3),  # a unique part, in any case
+    ("  WALLS ", 1),
+    ("untitled", 4),  # an untitled track by its file's name
+])
+def test_a_title_or_a_unique_part_of_one_names_a_track(text: str, track_id: int) -> None:
+    assert track_by_title(text, TITLED) == track_id
+
+
+def test_a_part_of_several_titles_lists_the_candidates() -> None:
+    with pytest.raises(LookupError, match=r"'e' is in 4 titles; name one by id .*1: Castle Walls \(/m/a.wav\); "
+                                          r"2: Castle \(/m/b.wav\)"):
+        track_by_title("e", TITLED)
+
+
+def test_text_in_no_title_says_what_it_was_looked_up_as() -> None:
+    with pytest.raises(LookupError, match="^Moat: no such file, and no catalogue id or title"):
+        track_by_title("Moat", TITLED)
+
+
+def test_similar_accepts_a_title(songs):
+    home, paths, model, _ = songs
+    from audiosim.store.catalog import Catalog
+    with Catalog(home / "catalog.sqlite") as cat:
+        row = cat.get(2)
+    title = row.title or Path(row.path).stem
+    assert resolve_track(title.upper(), home).track_id == 2

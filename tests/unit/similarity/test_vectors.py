@@ -1,4 +1,4 @@
-"""Song vectors of catalogue tracks: from stored features or a decode, cached by content hash."""
+"""Song analysis of catalogue tracks: one decode of the excerpts gives vector, tags and descriptors, cached."""
 
 from __future__ import annotations
 
@@ -6,59 +6,47 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 
-from audiosim.config import (
-    SIMILARITY_MODEL,
-    FeatureConfig,
-    SimilarityConfig,
-    similarity_features,
+from audiosim.config import DescriptorConfig
+from audiosim.similarity import musicnn
+from audiosim.similarity.vectors import (
+    SongVectors,
+    analyse_file,
+    catalogue_frame,
+    catalogue_vectors,
+    song_analysis_dir,
 )
-from audiosim.fingerprint.model import Encoder, model_digest, save_encoder
-from audiosim.similarity.model import load_similarity_model
-from audiosim.similarity.vectors import SongVectors, catalogue_frame, catalogue_vectors
-from audiosim.store.catalog import Catalog
-from audiosim.store.content import ContentStore
-from audiosim.store.home import DataHome
-
-SMALL = SimilarityConfig(clip_hop_seconds=1.0, max_clips=8, n_trees=4)
+from tests.unit.similarity.conftest import SMALL
 
 
-def test_vectors_come_from_stored_features_or_a_decode_at_the_model_rate(songs, tmp_path):
-    """A narrow-band model reads the stored log-mel; the wide-band one decodes
-    the file at its own rate; a narrow-band model made to decode gets the same
-    vector as from the store."""
-    home, paths, wide, _ = songs
-    assert wide.features.sample_rate == 16000
-    torch.manual_seed(2)
-    save_encoder(Encoder(SIMILARITY_MODEL, similarity_features(FeatureConfig())), tmp_path / "narrow.pt", {"kind": "test"})
-    narrow = load_similarity_model(tmp_path / "narrow.pt")
-    with Catalog(DataHome.resolve(home).catalog_path) as cat:
-        row = cat.get(1)
-    sv = SongVectors(home, narrow, SMALL)
-    assert sv.from_store and not SongVectors(home, wide, SMALL).from_store
-    stored = sv.get(row.content_hash)
-    sv.from_store = False
-    sv.cache = ContentStore(tmp_path / "decoded", ".npy")
-    decoded = sv.get(row.content_hash, row.path)
-    assert np.allclose(stored, decoded, atol=1e-4)
-    table = catalogue_vectors(home, wide, SMALL)
-    assert len(table.vectors) == len(table.tracks) >= 6
+def test_catalogue_tracks_get_a_unit_vector_both_models_tags_and_descriptors(songs):
+    home, paths, model, _ = songs
+    table = catalogue_vectors(home, model, SMALL)
+    assert len(table.tracks) == 6 and table.vectors.shape == (6, model.dim)
     assert np.allclose(np.linalg.norm(table.vectors, axis=1), 1.0, atol=1e-5)
+    for name in ("msd", "mtt"):
+        assert table.tags[name].shape == (6, len(musicnn.tag_names(name)))
+        assert ((table.tags[name] > 0) & (table.tags[name] < 1)).all()
+    assert list(table.descriptors.index) == list(table.tracks.index)
+    assert table.descriptors["tempo_bpm"].gt(0).all()
 
 
-def test_vectors_are_cached_by_model_config_and_content_hash(songs):
+def test_analysis_is_cached_by_model_settings_and_content_hash(songs):
     home, _, model, _ = songs
+    tracks = catalogue_frame(home)
+    h, p = tracks["content_hash"].iloc[0], tracks["path"].iloc[0]
     sv = SongVectors(home, model, SMALL)
-    h = catalogue_frame(home)["content_hash"].iloc[0]
-    v = sv.get(h, catalogue_frame(home)["path"].iloc[0])
-    folder = DataHome(home).cache_dir / "song-vectors" / f"{model_digest(model)}-{SMALL.digest()}"
-    path = folder / h[:2] / f"{h}.npy"
-    assert path.is_file() and np.array_equal(np.load(path), v)
-    assert np.array_equal(sv.cached(h), v)
+    a = sv.analysis(h, p)
+    assert sv.cache.path_for(h).is_file()
+    assert sv.cache.root == song_analysis_dir(home, model, SMALL, DescriptorConfig())
+    assert model.identity.digest in sv.cache.root.name and SMALL.vector_digest() in sv.cache.root.name
+    again = sv.cached(h)
+    assert np.array_equal(again.vector, a.vector) and again.descriptors == a.descriptors
+    assert np.array_equal(again.tags["mtt"], a.tags["mtt"])
+    assert np.allclose(analyse_file(p, model, SMALL).vector, a.vector, atol=1e-6)
 
 
-def test_an_unreadable_cached_vector_is_computed_again(songs, tmp_path):
+def test_an_unreadable_cached_entry_is_computed_again(songs, tmp_path):
     home, _, model, _ = songs
     local = tmp_path / "home"
     shutil.copytree(home, local)
@@ -66,7 +54,7 @@ def test_an_unreadable_cached_vector_is_computed_again(songs, tmp_path):
     h, p = tracks["content_hash"].iloc[0], tracks["path"].iloc[0]
     sv = SongVectors(local, model, SMALL)
     v = sv.get(h, p)
-    sv.cache.path_for(h).write_bytes(b"\x93NUMPY truncated")
+    sv.cache.path_for(h).write_bytes(b"PK truncated")
     assert sv.cached(h) is None
     assert np.array_equal(sv.get(h, p), v)
 
@@ -86,11 +74,63 @@ def test_unreadable_file_is_left_out_with_a_warning(songs, tmp_path):
     with pytest.warns(UserWarning, match="victim.wav"):
         table = catalogue_vectors(local, model, SMALL)
     assert str(victim) not in set(table.tracks["path"]) and len(table.tracks) >= 6
+    assert len(table.descriptors) == len(table.tracks) == len(table.vectors)
 
 
-def test_a_home_without_catalogue_or_features_is_named(tmp_path, songs):
-    _, _, model, _ = songs
-    with pytest.raises(FileNotFoundError, match="audiosim ingest"):
-        SongVectors(tmp_path / "empty", model, SMALL)
+def test_a_home_without_catalogue_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="no catalogue"):
         catalogue_frame(tmp_path / "empty")
+
+
+def test_songs_analysed_in_one_batch_get_what_each_gets_alone(songs):
+    from audiosim.similarity.excerpts import read_excerpts
+    from audiosim.similarity.vectors import analyse_batch, analyse_excerpts
+
+    _, paths, model, _ = songs
+    excerpts = [read_excerpts(p, DescriptorConfig().sample_rate, SMALL) for p in paths[:3]]
+    together = analyse_batch(excerpts, model)
+    for ex, a in zip(excerpts, together):
+        alone = analyse_excerpts(ex, model)
+        assert np.allclose(a.vector, alone.vector, atol=1e-5)
+        for m in ("msd", "mtt"):
+            assert np.allclose(a.tags[m], alone.tags[m], atol=1e-5)
+        assert a.descriptors == alone.descriptors
+    assert analyse_batch([], model) == []
+
+
+def test_the_tag_only_model_hears_just_the_middle_excerpt(songs):
+    from audiosim.config import SimilarityConfig
+    from audiosim.similarity.excerpts import Excerpts
+    from audiosim.similarity.vectors import analyse_excerpts, tag_excerpt
+
+    _, _, model, _ = songs
+    sr = DescriptorConfig().sample_rate
+    rng = np.random.default_rng(0)
+    waves = [rng.normal(0, 0.1, 4 * sr).astype(np.float32) for _ in range(3)]
+    a = analyse_excerpts(Excerpts(waves, sr, 60.0), model)
+    middle = analyse_excerpts(Excerpts([waves[tag_excerpt(3)]], sr, 60.0), model)
+    assert np.allclose(a.tags["mtt"], middle.tags["mtt"], atol=1e-5)
+    assert not np.allclose(a.tags["msd"], middle.tags["msd"], atol=1e-5)  # the song model hears all three
+    assert tag_excerpt(3) == 1 and tag_excerpt(1) == 0 and SimilarityConfig().excerpt_positions[1] == 0.5
+
+
+def test_threads_analyse_the_same_songs_the_same_way(songs, tmp_path):
+    home, _, model, _ = songs
+    tracks = catalogue_frame(home)
+    hashes, paths = list(tracks["content_hash"]), list(tracks["path"])
+    one, _ = SongVectors(tmp_path / "a", model, SMALL).many(hashes, paths, workers=1)
+    two, failed = SongVectors(tmp_path / "b", model, SMALL).many(hashes, paths, workers=2)
+    assert not failed and sorted(one) == sorted(two) == list(range(len(paths)))
+    for i in one:
+        assert np.allclose(one[i].vector, two[i].vector, atol=1e-5)
+
+
+def test_a_bad_file_in_a_batch_is_named_and_the_rest_of_its_batch_is_analysed(songs, tmp_path):
+    home, _, model, _ = songs
+    tracks = catalogue_frame(home)
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF not really")
+    hashes = list(tracks["content_hash"])[:3] + ["0" * 64]
+    paths = list(tracks["path"])[:3] + [str(bad)]
+    done, failed = SongVectors(tmp_path / "h", model, SMALL).many(hashes, paths)
+    assert sorted(done) == [0, 1, 2] and list(failed) == [3] and "broken.wav" in failed[3]

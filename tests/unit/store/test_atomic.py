@@ -16,6 +16,7 @@ from audiosim.store.atomic import (
     atomic_write_json,
     clean_temp_files,
 )
+from audiosim.store.errors import DiskFullError
 
 
 def temp_files(folder):
@@ -79,3 +80,22 @@ def test_clean_temp_removes_dead_writers_only(tmp_path):
     assert left.name.startswith(".live.npy.")
     live.__exit__(None, None, None)
     assert temp_files(tmp_path) == [] and (tmp_path / "live.npy").exists()
+
+
+def test_a_full_disk_while_writing_is_a_disk_full_error_and_leaves_nothing(tmp_path):
+    p = tmp_path / "a.bin"
+    atomic_write_bytes(p, b"old")
+    with pytest.raises(DiskFullError, match=f"disk full: {p}"):
+        with atomic_open(p) as f:
+            f.write(b"new")
+            raise OSError(28, "No space left on device")  # errno ENOSPC, as write() raises it
+    assert p.read_bytes() == b"old" and temp_files(tmp_path) == []
+
+
+def test_a_library_that_reports_a_full_disk_in_words_gets_a_disk_full_error(tmp_path):
+    p = tmp_path / "songs.ann"
+    with pytest.raises(DiskFullError):
+        with atomic_path(p) as tmp:
+            tmp.write_bytes(b"half")
+            raise OSError("Unable to write: No space left on device")  # Annoy's save, no errno
+    assert not p.exists() and temp_files(tmp_path) == []

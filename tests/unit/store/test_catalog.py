@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from audiosim.store.catalog import COLUMNS, Catalog
+from audiosim.store.errors import DiskFullError
 
 OK = dict(content_hash="ab" * 32, size=10, mtime_ns=1, duration=3.0, sample_rate=8000, channels=1)
 
@@ -108,3 +109,30 @@ def test_two_processes_write_at_once(tmp_path):
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
     with Catalog(db) as cat:
         assert cat.counts() == {"ok": 0, "failed": 80}
+
+
+class _FullDisk:
+    """A connection whose writes fail as SQLite's do on a full disk."""
+
+    def __init__(self, conn):
+        self._conn = conn
+
+    def execute(self, sql, *args):
+        if sql.lstrip().upper().startswith(("INSERT", "UPDATE", "COMMIT")):
+            raise sqlite3.OperationalError("database or disk is full")
+        return self._conn.execute(sql, *args)
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+
+
+def test_a_full_disk_is_a_disk_full_error_and_rolls_back(tmp_path):
+    with Catalog(tmp_path / "c.sqlite") as cat:
+        cat.upsert_failed("/music/a.wav", reason="not-audio")
+        real = cat._conn
+        cat._conn = _FullDisk(real)
+        with pytest.raises(DiskFullError, match=f"disk full: {tmp_path / 'c.sqlite'}"):
+            cat.upsert_failed("/music/b.wav", reason="not-audio")
+        cat._conn = real
+        assert not real.in_transaction
+        assert [t.path for t in cat.iter_tracks()] == ["/music/a.wav"]
