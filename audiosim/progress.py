@@ -2,8 +2,10 @@
 
 Library functions with a long loop take ``progress=`` and call it as
 ``progress(stage, info)`` (the :data:`Callback` protocol): a *counted*
-stage reports ``info["done"]`` and ``info["total"]`` as it goes, any other
-call is an event (``plan``, ``published``, ...). The command line builds one
+stage reports ``info["done"]`` and ``info["total"]`` as it goes (and may add
+``info["postfix"]``, a mapping of running counts such as ``{"failed": 2}``,
+shown beside the bar and at the end of the stage line), any other call is an
+event (``plan``, ``published``, ...). The command line builds one
 :class:`Progress` and passes it down; it draws a tqdm bar per counted stage
 when its stream is a terminal, and otherwise writes one line when a stage
 ends, with its count and time::
@@ -29,7 +31,8 @@ from tqdm import tqdm
 from audiosim.format import duration
 
 Callback = Callable[[str, dict], None]
-"""``progress(stage, info)``; counted stages give ``info["done"]`` and ``info["total"]``."""
+"""``progress(stage, info)``; counted stages give ``info["done"]`` and ``info["total"]``
+(and optionally ``info["postfix"]``)."""
 
 STAGES: dict[str, tuple[str, str]] = {
     "embed": ("embedding", "tracks"),
@@ -80,6 +83,7 @@ class Progress:
         self._bar: Any = None
         self._started = 0.0
         self._done = 0
+        self._postfix: dict[str, Any] = {}
         self._last = clock()
 
     def __call__(self, stage: str, info: dict) -> None:
@@ -94,8 +98,12 @@ class Progress:
             self._finish()
             self._start(stage, int(total), since)
         self._done = int(done)
+        if info.get("postfix"):
+            self._postfix = dict(info["postfix"])
         if self._bar is not None:
             self._bar.total = int(total)
+            if self._postfix:
+                self._bar.set_postfix(self._postfix, refresh=False)
             self._bar.update(self._done - self._bar.n)
         if self._done >= int(total):
             self._finish()
@@ -111,7 +119,7 @@ class Progress:
         self.close()
 
     def _start(self, stage: str, total: int, since: float) -> None:
-        self._stage, self._started, self._done = stage, since, 0
+        self._stage, self._started, self._done, self._postfix = stage, since, 0, {}
         if self.bars:
             name, unit = describe(stage)
             self._bar = tqdm(total=total, desc=name, unit=unit.rstrip("s") or unit, file=self.stream,
@@ -124,7 +132,8 @@ class Progress:
             self._bar.close()
             self._bar = None
         else:
-            self.stream.write(stage_line(self._stage, self._done, self.clock() - self._started) + "\n")
+            line = stage_line(self._stage, self._done, self.clock() - self._started, self._postfix)
+            self.stream.write(line + "\n")
             self.stream.flush()
         self._stage = None
 
@@ -134,12 +143,19 @@ def describe(stage: str) -> tuple[str, str]:
     return STAGES.get(stage, (stage, "items"))
 
 
-def stage_line(stage: str, done: int, seconds: float) -> str:
-    """``"embedding: 20 tracks in 0:41"``: what a stage did and how long it took."""
+def stage_line(stage: str, done: int, seconds: float, postfix: "dict[str, Any] | None" = None) -> str:
+    """``"embedding: 20 tracks in 0:41"``: what a stage did and how long it took.
+
+    ``postfix`` (running counts of the stage) follows in parentheses:
+    ``"ingest: 20 files in 0:12 (failed 2)"``.
+    """
     name, unit = describe(stage)
     if done == 1 and unit.endswith("s"):
         unit = unit[:-1]
-    return f"{name}: {done} {unit} in {duration(seconds)}"
+    line = f"{name}: {done} {unit} in {duration(seconds)}"
+    if postfix:
+        line += " (" + ", ".join(f"{k} {v}" for k, v in postfix.items()) + ")"
+    return line
 
 
 def as_callback(progress: "bool | Callback | None") -> Callback:

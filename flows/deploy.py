@@ -268,13 +268,98 @@ def build_deployments(
 def serve_deployments(limit: int | None = None, **overrides: Any) -> None:
     """Build the deployments (see :func:`build_deployments`) and serve them until interrupted.
 
+    Prints what is served, where the runs can be seen (:func:`start_message`)
+    and, as each run of a deployment ends, one line with its times and state
+    (the flows' hooks, :mod:`flows.run_lines`). Prefect's own starting
+    message is not printed: it names a UI address even when the API is
+    Prefect's temporary server, which serves no UI.
+
     Flow runs are started as subprocesses; without ``PREFECT_API_URL``, they
     are pointed at the temporary local server this process starts (see
     :func:`audiosim.runners.shared_prefect_api`).
     """
+    from prefect.settings import PREFECT_API_URL
+
+    temporary = not PREFECT_API_URL.value()
     deployments = build_deployments(**overrides)
-    with shared_prefect_api():  # flow runs (subprocesses) must use the server serve registered with
-        serve(*deployments, limit=limit, print_starting_message=True)
+    with shared_prefect_api() as api_url:  # flow runs (subprocesses) must use the server serve registered with
+        ui = None if temporary else served_ui(api_url)
+        print(start_message(deployments, api_url, ui, temporary=temporary), flush=True)
+        serve(*deployments, limit=limit, print_starting_message=False)
+
+
+def describe_schedule(schedule: object) -> str:
+    """``cron '30 3 * * *'`` or ``every 15 min``: a deployment schedule for people."""
+    cron = getattr(schedule, "cron", None)
+    if cron:
+        return f"cron '{cron}'"
+    interval = getattr(schedule, "interval", None)
+    return f"every {interval.total_seconds() / 60:g} min" if interval is not None else str(schedule)
+
+
+def describe_deployment(deployment: RunnerDeployment) -> str:
+    """``pipeline/ingest-and-index: every 15 min``: a deployment and when it runs."""
+    when = ", ".join(describe_schedule(s.schedule) for s in deployment.schedules or []) or "on demand"
+    return f"{deployment.flow_name}/{deployment.name}: {when}"
+
+
+def ui_url(api_url: str) -> str:
+    """The UI address Prefect derives from an API address (``PREFECT_UI_URL`` if set)."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        return (PREFECT_UI_URL.value() or api_url.removesuffix("/api")).rstrip("/")
+
+
+def served_ui(api_url: str, timeout: float = 3.0) -> str | None:
+    """The UI address of the Prefect server at ``api_url`` if it answers there, else None.
+
+    A ``prefect server start`` serves its UI beside the API unless started
+    with ``PREFECT_UI_ENABLED=false``; Prefect's temporary server never does
+    (its UI address answers 404), so the address is checked, not assumed.
+    """
+    import urllib.error
+    import urllib.request
+
+    url = ui_url(api_url)
+    try:
+        with urllib.request.urlopen(url + "/", timeout=timeout) as r:  # noqa: S310 (the user's Prefect server)
+            return url if r.status == 200 else None
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def start_message(deployments: Sequence[RunnerDeployment], api_url: str, ui: str | None, *,
+                  temporary: bool) -> str:
+    """What ``audiosim serve`` prints when it starts: the deployments, where runs show, how to trigger one.
+
+    Parameters
+    ----------
+    deployments : list of RunnerDeployment
+    api_url : str
+        The Prefect API the deployments are registered with.
+    ui : str or None
+        A UI address known to answer (:func:`served_ui`), else None.
+    temporary : bool
+        ``api_url`` is the temporary server of this process (it serves no UI
+        and ends with the process).
+    """
+    lines = [f"serving {len(deployments)} deployment(s), until Ctrl-C:"]
+    lines += [f"  {describe_deployment(d)}" for d in deployments]
+    if temporary:
+        lines.append(f"Prefect API: {api_url} (Prefect's temporary server, for this process only; it has no UI)")
+    else:
+        lines.append(f"Prefect API: {api_url}")
+    if ui is not None:
+        lines.append(f"runs: in the Prefect UI at {ui}/runs, and one line each here when it ends")
+    else:
+        lines.append("runs: one line each here when it ends (for a UI, run `prefect server start` and "
+                     "set PREFECT_API_URL to its API)")
+    env = f"PREFECT_API_URL={api_url} " if temporary else ""
+    if deployments:
+        d = deployments[0]
+        lines.append(f"trigger a run from another terminal: {env}prefect deployment run '{d.flow_name}/{d.name}'")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":  # python flows/deploy.py [WATCH_DIR ...]

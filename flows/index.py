@@ -41,6 +41,7 @@ from audiosim.progress import Callback
 from audiosim.runners import batch_size as batch_size_for
 from audiosim.runners import batches, bounded, flow_uses_threads
 from audiosim.store.home import DataHome
+from flows.run_lines import RUN_LINE_HOOKS
 
 
 @task(name="index-update", cache_policy=NO_CACHE, persist_result=False, log_prints=False)
@@ -87,7 +88,7 @@ def absent_calibration_task(home: Path, absent: list[str], model: str | None,
     return lib.store_calibration(home, calibrate(home, absent, model=model, progress=progress))
 
 
-@flow(name="index", log_prints=False, persist_result=False)
+@flow(name="index", log_prints=False, persist_result=False, **RUN_LINE_HOOKS)
 def index_flow(
     home: str | Path | None = None,
     model: str | Path | None = None,

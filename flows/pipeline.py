@@ -51,6 +51,7 @@ from audiosim.training import retrain as R
 from flows.index import index_flow, run_index
 from flows.ingest import ingest_flow
 from flows.report import report_flow
+from flows.run_lines import RUN_LINE_HOOKS
 from flows.train import train_flow
 
 # --------------------------------------------------------------------------
@@ -58,7 +59,7 @@ from flows.train import train_flow
 # --------------------------------------------------------------------------
 
 
-@flow(name="pipeline", log_prints=False, persist_result=False)
+@flow(name="pipeline", log_prints=False, persist_result=False, **RUN_LINE_HOOKS)
 def pipeline_flow(
     paths: Sequence[str] = ("music",),
     home: str | None = None,
@@ -187,7 +188,7 @@ def promote_model_task(candidate: str, current: str) -> str:
     return R.promote_model(candidate, current)
 
 
-@flow(name="retrain", log_prints=False, persist_result=False)
+@flow(name="retrain", log_prints=False, persist_result=False, **RUN_LINE_HOOKS)
 def retrain_flow(
     home: str | None = None,
     model: str = str(DEFAULT_FINGERPRINT_MODEL),

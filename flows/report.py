@@ -32,6 +32,7 @@ from audiosim.report.write import summary_markdown, write_report
 from audiosim.similarity.model import load_similarity_model
 from audiosim.store.home import DataHome
 from flows.ingest import ingest_flow
+from flows.run_lines import RUN_LINE_HOOKS
 
 TRACK_COLUMNS = ["position", "id", "title", "tempo_bpm", "key", "mode", "loudness_db", "mood", "valence", "arousal",
                  "mean_similarity", "closest", "outlier", "outlier_why"]
@@ -72,7 +73,7 @@ def publish_artifacts(report: PlaylistReport, html: str) -> None:
                               description="Playlist entries that could not be analysed")
 
 
-@flow(name="playlist-report", log_prints=False, persist_result=False)
+@flow(name="playlist-report", log_prints=False, persist_result=False, **RUN_LINE_HOOKS)
 def report_flow(
     playlist: str,
     home: str | None = None,

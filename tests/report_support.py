@@ -41,7 +41,7 @@ FORMULA_TAG = '=HYPERLINK("evil.example","click")'
 @dataclass
 class Library:
     """Eight 8-second songbook songs, six ingested (two left for a report to ingest), two more ingested
-    as FLAC with hostile tags, and a random song-similarity model."""
+    as FLAC with hostile tags, and the shipped song model."""
 
     root: Path
     home: Path

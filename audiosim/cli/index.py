@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from audiosim.cli.options import (
     EXIT_OK,
@@ -24,12 +24,11 @@ from audiosim.cli.options import (
     need_catalogue,
     runner_spec,
 )
-from audiosim.index.manifest import Manifest
-from audiosim.index.settings import index_config_for, parse_speeds
-from audiosim.index.writer import UpdateResult
 from audiosim.progress import Progress
-from audiosim.runners import prefect_api_for_workers
-from flows.index import run_index
+
+if TYPE_CHECKING:
+    from audiosim.index.manifest import Manifest
+    from audiosim.index.writer import UpdateResult
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -70,6 +69,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Update (and perhaps compact) the index, then print the results and thresholds."""
+    # the stages this command runs, imported when it runs: --help needs neither torch nor Prefect
+    from audiosim.index.manifest import Manifest
+    from audiosim.index.settings import index_config_for, parse_speeds
+    from audiosim.runners import prefect_api_for_workers
+    from flows.index import run_index
     home = need_catalogue(args)
     if args.model is not None and not args.model.is_file():
         raise UsageError(f"{args.model}: no such model checkpoint")

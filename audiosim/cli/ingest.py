@@ -23,6 +23,7 @@ from audiosim.cli.options import (
     runner_spec,
 )
 from audiosim.config import FeatureConfig
+from audiosim.progress import Progress
 from audiosim.store.home import DataHome
 
 SHOWN_FAILURES = 20
@@ -55,14 +56,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="afterwards, mark catalogue tracks under the given folders whose file was deleted as "
                    "missing, and stop them from matching in the index; a folder that does not exist or "
                    "holds no audio file (an unmounted disk?) is left alone")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no list of failures")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress (a bar in a terminal, a stage line otherwise) and no list of failures")
 
 
 def run(args: argparse.Namespace) -> int:
     """Ingest the given paths (or the songbook) into the data home; 1 if some file failed."""
     # the stages this command runs, imported when it runs: --help needs neither torch nor Prefect
-    from tqdm import tqdm
-
     from audiosim.demo.songbook import write_songbook
     from audiosim.ingest.ingest import count_statuses, prepare
     from audiosim.runners import prefect_api_for_workers
@@ -89,14 +88,14 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     workers = in_flight(spec)
-    with tqdm(total=len(files), unit="file", desc="ingest", disable=args.quiet or None, file=sys.stderr) as bar:
-        failed_so_far = 0
+    with Progress(enabled=not args.quiet) as show:
+        counts_so_far = {"done": 0, "failed": 0}
 
         def progress(result) -> None:  # type: ignore[no-untyped-def]
-            nonlocal failed_so_far
-            failed_so_far += result.status == "failed"
-            bar.set_postfix(failed=failed_so_far, refresh=False)
-            bar.update(1)
+            counts_so_far["done"] += 1
+            counts_so_far["failed"] += result.status == "failed"
+            show("ingest", {"done": counts_so_far["done"], "total": len(files),
+                            "postfix": {"failed": counts_so_far["failed"]}})
 
         pruned: list = []
         with prefect_api_for_workers(spec):

@@ -31,9 +31,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "ingest-and-index every 15 minutes over the watched folder(s) (only new or changed files do "
         "work), nightly-compaction of the index shards, weekly-retrain (the model is replaced only "
         "if the new one validates better) and the on-demand playlist report. Nothing to set up: "
-        "without PREFECT_API_URL a temporary local Prefect API runs alongside. Stop with Ctrl-C.",
-        epilog="With PREFECT_API_URL pointing at a Prefect server the deployments also appear in its "
-        "UI and can be triggered, e.g. `prefect deployment run playlist-report/on-demand --param "
+        "without PREFECT_API_URL a temporary local Prefect API runs alongside (it has no UI). Each run "
+        "prints one line here when it ends: flow, run name, state, start and end times, duration. "
+        "Stop with Ctrl-C.",
+        epilog="With PREFECT_API_URL pointing at a Prefect server (`prefect server start`) the deployments "
+        "and their runs also appear in its UI (serve prints its address) and can be triggered, e.g. "
+        "`prefect deployment run playlist-report/on-demand --param "
         "playlist=mix.m3u`. To run flows on workers elsewhere, use `prefect deploy --all` and "
         "`prefect worker start --pool audiosim` instead (see the README).",
     )
@@ -54,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         WATCH_HINT,
         build_deployments,
         configure,
+        describe_deployment,
         serve_deployments,
         unresolved_parameters,
     )
@@ -68,8 +72,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
     if args.list:
         for d in deployments:
-            when = ", ".join(describe_schedule(s.schedule) for s in d.schedules or []) or "on demand"
-            print(f"{d.flow_name}/{d.name}: {when}; parameters {json.dumps(d.parameters)}")
+            print(f"{describe_deployment(d)}; parameters {json.dumps(d.parameters)}")
         for s in configure(**overrides):
             bad = unresolved_parameters(s)
             if bad:
@@ -80,11 +83,3 @@ def run(args: argparse.Namespace) -> int:
     serve_deployments(**overrides)
     return EXIT_OK
 
-
-def describe_schedule(schedule: object) -> str:
-    """``cron '30 3 * * *'`` or ``every 15 min``: a deployment schedule for people."""
-    cron = getattr(schedule, "cron", None)
-    if cron:
-        return f"cron '{cron}'"
-    interval = getattr(schedule, "interval", None)
-    return f"every {interval.total_seconds() / 60:g} min" if interval is not None else str(schedule)

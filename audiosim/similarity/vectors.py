@@ -30,9 +30,9 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from audiosim.config import DecodeConfig, DescriptorConfig, SimilarityConfig
+from audiosim.progress import Callback, as_callback
 from audiosim.runners import thread_map
 from audiosim.signal import audio
 from audiosim.similarity import musicnn
@@ -216,7 +216,8 @@ class SongVectors:
         return self.analysis(content_hash, path).vector
 
     def many(
-        self, hashes: Sequence[str], paths: Sequence[str | Path], progress: bool = False, workers: int = 1
+        self, hashes: Sequence[str], paths: Sequence[str | Path], progress: bool | Callback | None = False,
+        workers: int = 1,
     ) -> tuple[dict[int, SongAnalysis], dict[int, str]]:
         """Analyses of many tracks, by row.
 
@@ -225,7 +226,10 @@ class SongVectors:
         batches at once on threads, each with one torch thread
         (:func:`audiosim.runners.thread_map`). A track that cannot be
         analysed (unreadable or changed file) is left out with a message
-        naming it; the others go on.
+        naming it; the others go on. ``progress`` (a ``progress(stage, info)``
+        callback of :mod:`audiosim.progress`, or ``True`` for one on stderr)
+        hears the ``song-vectors`` stage count the songs analysed, failed
+        ones included, after each batch; nothing when every song is cached.
 
         Returns
         -------
@@ -246,11 +250,13 @@ class SongVectors:
         def run(rows: list[int]) -> tuple[dict[int, SongAnalysis], dict[int, str]]:
             return self._analyse_rows(rows, hashes, paths)
 
-        with tqdm(total=len(todo), desc="song analysis", unit="song", disable=not progress or not todo) as bar:
-            for ok, bad in thread_map(run, batches, workers):
-                done.update(ok)
-                failed.update(bad)
-                bar.update(len(ok) + len(bad))
+        report = as_callback(progress)
+        analysed = 0
+        for ok, bad in thread_map(run, batches, workers):
+            done.update(ok)
+            failed.update(bad)
+            analysed += len(ok) + len(bad)
+            report("song-vectors", {"done": analysed, "total": len(todo)})
         return done, failed
 
     def _analyse_rows(
@@ -307,7 +313,7 @@ def catalogue_vectors(
     home: "str | Path | DataHome | None",
     model: SongModel,
     cfg: SimilarityConfig = SimilarityConfig(),
-    progress: bool = False,
+    progress: bool | Callback | None = False,
     descriptor_cfg: DescriptorConfig = DescriptorConfig(),
     on_error: Callable[[int, str], None] | None = None,
     workers: int = 1,
@@ -317,7 +323,9 @@ def catalogue_vectors(
     Tracks that cannot be analysed (see :meth:`SongVectors.many`) are left
     out, each reported to ``on_error(track_id, message)``, or by default
     with a warning naming the file. ``workers``: batches of songs analysed
-    at once (threads, one torch thread each).
+    at once (threads, one torch thread each). ``progress``: see
+    :meth:`SongVectors.many` (a bar in a terminal, a timed stage line
+    otherwise, when given :class:`audiosim.progress.Progress` or ``True``).
     """
     sv = SongVectors(home, model, cfg, descriptor_cfg)
     tracks = catalogue_frame(home)

@@ -83,9 +83,9 @@ def test_quiet_shows_no_progress(catalogue: Path, monkeypatch: pytest.MonkeyPatc
         progress("embed", {"done": 1, "total": 1})
         return []
 
-    monkeypatch.setattr(command, "run_index", fake_run_index)
+    monkeypatch.setattr("flows.index.run_index", fake_run_index)
     monkeypatch.setattr(command, "print_thresholds", lambda *args, **kwargs: None)
-    monkeypatch.setattr(command.Manifest, "load", staticmethod(lambda directory: None))
+    monkeypatch.setattr("audiosim.index.manifest.Manifest.load", staticmethod(lambda directory: None))
     assert main(["index", "--home", str(catalogue), "-q"]) == 0
     assert "embedding" not in capsys.readouterr().err
     assert main(["index", "--home", str(catalogue)]) == 0

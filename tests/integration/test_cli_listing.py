@@ -53,8 +53,8 @@ def test_moods_help_is_its_own_and_lists_every_format(capsys) -> None:
 def test_moods_writes_one_row_per_song_in_json(catalogued: Path, monkeypatch, capsys) -> None:
     per_song = pd.DataFrame({c: [1.0] for c in moods_command.SONG_COLUMNS}, index=pd.Index([1], name="id"))
     per_song["title"], per_song["group"], per_song["arousal"] = "Castle Walls", 1, 0.5
-    monkeypatch.setattr(moods_command, "load_song_model", lambda args: None)
-    monkeypatch.setattr(moods_command, "catalogue_moods",
+    monkeypatch.setattr("audiosim.cli.song_model.load_song_model", lambda args: None)
+    monkeypatch.setattr("audiosim.similarity.mood.catalogue_moods",
                         lambda *a, **k: (MoodGroups(per_song, pd.DataFrame(), 1, float("nan")), per_song))
     assert main(["moods", "--home", str(catalogued), "--format", "json"]) == 0
     records = json.loads(capsys.readouterr().out)
@@ -67,8 +67,8 @@ def test_more_mood_groups_than_songs_is_a_usage_error_naming_the_limit(catalogue
     def refuse(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         raise TooManyGroups("50 groups asked for 3 songs: at most 2 groups (one fewer than the songs)")
 
-    monkeypatch.setattr(moods_command, "load_song_model", lambda args: None)
-    monkeypatch.setattr(moods_command, "catalogue_moods", refuse)
+    monkeypatch.setattr("audiosim.cli.song_model.load_song_model", lambda args: None)
+    monkeypatch.setattr("audiosim.similarity.mood.catalogue_moods", refuse)
     assert main(["moods", "--home", str(catalogued), "--groups", "50"]) == 2
     assert capsys.readouterr().err == ("audiosim moods: error: --groups 50: 50 groups asked for 3 songs: "
                                        "at most 2 groups (one fewer than the songs)\n")
@@ -80,15 +80,15 @@ def test_more_mood_groups_than_songs_is_a_usage_error_naming_the_limit(catalogue
 ])
 def test_similar_names_the_candidates_of_an_ambiguous_title(catalogued: Path, monkeypatch, capsys,
                                                             track: str, message: str) -> None:
-    monkeypatch.setattr(similar_command, "load_song_model", lambda args: None)
+    monkeypatch.setattr("audiosim.cli.song_model.load_song_model", lambda args: None)
     assert main(["similar", "--home", str(catalogued), track]) == 2
     assert capsys.readouterr().err.startswith(f"audiosim similar: error: {message}")
 
 
 def test_similar_accepts_a_unique_part_of_a_title(catalogued: Path, monkeypatch, capsys) -> None:
     asked = []
-    monkeypatch.setattr(similar_command, "load_song_model", lambda args: None)
-    monkeypatch.setattr(similar_command, "similar", lambda track, home, **kw: asked.append(track) or pd.DataFrame(
+    monkeypatch.setattr("audiosim.cli.song_model.load_song_model", lambda args: None)
+    monkeypatch.setattr("audiosim.similarity.song_index.similar", lambda track, home, **kw: asked.append(track) or pd.DataFrame(
         columns=similar_command.TABLE_COLUMNS))
     assert main(["similar", "--home", str(catalogued), "GREEN"]) == 0
     assert capsys.readouterr().out.startswith("Songs most similar to Green Fields (id 3; ")

@@ -410,6 +410,11 @@ def test_audiosim_serve_runs_the_deployments(prefect_server, tmp_path: Path) -> 
                 break
             time.sleep(2.0)
         assert state is not None and state["type"] == "COMPLETED", f"{state}\n{_tail(log, 80)}"
+        run_name = json.loads(_get(f"{api}/flow_runs/{run_id}"))["name"]
+        line = f"flow run pipeline '{run_name}': Completed, "
+        while line not in log.read_text(errors="replace") and time.monotonic() < deadline:
+            time.sleep(1.0)
+        assert line in log.read_text(errors="replace"), _tail(log, 80)
     finally:
         _stop(serve, grace=60.0)
     with Catalog(home.catalog_path, create=False) as cat:
@@ -448,3 +453,142 @@ def test_cli_serve_list_and_usage_errors(tmp_path: Path, monkeypatch: pytest.Mon
     assert main(["serve", "--list", "--watch", str(tmp_path / "nope")]) == 2
     assert main(["serve", "--list", "--watch", str(tmp_path), "--workers", "0"]) == 2
     assert main(["ingest", str(tmp_path), "--dask", " "]) == 2
+
+
+# --------------------------------------------------------------------------
+# What `audiosim serve` prints: where runs show, one line per run
+# --------------------------------------------------------------------------
+
+
+def test_each_deployment_flow_declares_the_run_line_hooks() -> None:
+    from flows.deploy import read_deployments
+    from flows.run_lines import note_start, print_run_line
+
+    for spec in read_deployments(PREFECT_YAML):
+        f = spec.load_flow()
+        assert print_run_line in f.on_completion_hooks and print_run_line in f.on_failure_hooks, spec.name
+        assert print_run_line in f.on_crashed_hooks and note_start in f.on_running_hooks, spec.name
+
+
+def test_a_run_line_names_the_flow_run_state_times_and_duration() -> None:
+    import datetime as dt
+
+    from flows.run_lines import run_line
+
+    start = dt.datetime(2026, 5, 1, 23, 59, 30)
+    assert run_line("pipeline", "clever-fox", "Completed", start, start + dt.timedelta(seconds=75)) == (
+        "flow run pipeline 'clever-fox': Completed, 2026-05-01 23:59:30 to 2026-05-02 00:00:45 (1:15)")
+    assert run_line("index", "x", "Crashed", None, start) == "flow run index 'x': Crashed, ended 2026-05-01 23:59:30"
+
+
+def test_the_hook_prints_one_line_for_a_deployment_run_and_nothing_for_direct_calls_or_sub_flows(capsys) -> None:
+    import datetime as dt
+    from types import SimpleNamespace
+
+    from flows.run_lines import note_start, print_run_line
+
+    t0 = dt.datetime(2026, 5, 1, 12, 0, 0, tzinfo=dt.timezone.utc)
+    flow = SimpleNamespace(name="index")
+
+    def run(**kw):
+        return SimpleNamespace(id=kw.pop("id"), name="calm-owl", start_time=None, **kw)
+
+    served = run(id=1, deployment_id="d", parent_task_run_id=None)
+    note_start(flow, served, SimpleNamespace(name="Running", timestamp=t0))
+    print_run_line(flow, served, SimpleNamespace(name="Completed", timestamp=t0 + dt.timedelta(seconds=62)))
+    out = capsys.readouterr().out
+    local = t0.astimezone()
+    assert out == f"flow run index 'calm-owl': Completed, {local:%Y-%m-%d %H:%M:%S} to " \
+                  f"{local + dt.timedelta(seconds=62):%H:%M:%S} (1:02)\n"
+    for other in (run(id=2, deployment_id=None, parent_task_run_id=None),
+                  run(id=3, deployment_id="d", parent_task_run_id="t")):
+        print_run_line(flow, other, SimpleNamespace(name="Failed", timestamp=t0))
+    assert capsys.readouterr().out == ""
+
+
+def test_serve_names_no_dead_ui_address_for_the_temporary_server() -> None:
+    from flows.deploy import build_deployments, start_message
+
+    deps = build_deployments(only=["nightly-compaction"])
+    text = start_message(deps, "http://127.0.0.1:9/api", None, temporary=True)
+    assert "index/nightly-compaction: cron '30 3 * * *'" in text
+    assert "it has no UI" in text and "/deployments" not in text and "one line each here" in text
+    assert "PREFECT_API_URL=http://127.0.0.1:9/api prefect deployment run 'index/nightly-compaction'" in text
+    shown = start_message(deps, "http://127.0.0.1:4200/api", "http://127.0.0.1:4200", temporary=False)
+    assert "Prefect UI at http://127.0.0.1:4200/runs" in shown and "PREFECT_API_URL=" not in shown
+
+
+def test_a_ui_address_is_printed_only_when_it_answers() -> None:
+    import http.server
+    import threading
+
+    from flows.deploy import served_ui
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        status = 404
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            self.send_response(self.status)
+            self.end_headers()
+            self.wfile.write(b"<html></html>")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        api = f"http://127.0.0.1:{server.server_port}/api"
+        assert served_ui(api) is None  # a temporary server: UI disabled, 404
+        Handler.status = 200
+        assert served_ui(api) == f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert served_ui(f"http://127.0.0.1:{_free_port()}/api", timeout=1.0) is None  # nothing listens
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_audiosim_serve_prints_a_line_for_each_run_it_executes(tmp_path: Path) -> None:
+    """``audiosim serve --only`` on Prefect's temporary server: the API it prints takes a run; its line appears."""
+    import re
+
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PYTHONUNBUFFERED="1")
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        serve = subprocess.Popen(
+            [str(BIN / "audiosim"), "serve", "--only", "nightly-compaction", "--home", str(tmp_path / "home")],
+            env=env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 600
+        api = None
+        while api is None and time.monotonic() < deadline:
+            assert serve.poll() is None, f"audiosim serve exited:\n{_tail(log)}"
+            m = re.search(r"Prefect API: (\S+) \(Prefect's temporary server", log.read_text(errors="replace"))
+            api = m.group(1) if m else None
+            time.sleep(1.0)
+        assert api, f"serve printed no API address:\n{_tail(log)}"
+        text = log.read_text(errors="replace")
+        assert "no UI" in text and "/deployments" not in text, text
+        dep = None
+        while dep is None and time.monotonic() < deadline:
+            deps = [d for d in _post(f"{api}/deployments/filter", {}) if d["name"] == "nightly-compaction"]
+            dep = deps[0] if deps else None
+            time.sleep(1.0)
+        assert dep is not None, f"serve did not register nightly-compaction:\n{_tail(log)}"
+        run = _post(f"{api}/deployments/{dep['id']}/create_flow_run", {})
+        line = None
+        while line is None and time.monotonic() < deadline:
+            assert serve.poll() is None, f"audiosim serve exited:\n{_tail(log)}"
+            m = re.search(rf"flow run index '{re.escape(run['name'])}': (\w+), \S+ \S+ to \S+ \(\d+:\d\d\)",
+                          log.read_text(errors="replace"))
+            line = m
+            time.sleep(1.0)
+        assert line is not None, f"no line for run {run['name']}:\n{_tail(log, 80)}"
+        state = json.loads(_get(f"{api}/flow_runs/{run['id']}"))["state"]
+        assert line.group(1) == state["name"], (line.group(0), state)
+    finally:
+        _stop(serve, grace=60.0)

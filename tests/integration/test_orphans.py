@@ -60,7 +60,12 @@ def test_children_and_grandchildren_of_a_killed_process_are_ended():
     parent = subprocess.Popen([sys.executable, "-c", SPAWNER], stdout=subprocess.PIPE, text=True)
     try:
         assert parent.stdout.readline().strip() == "ready"
-        kids = [k for k in psutil.Process(parent.pid).children(recursive=True) if "sleep" in k.name()]
+        end = time.monotonic() + 10  # `sh` forks its sleep a moment after "ready"
+        while True:
+            kids = [k for k in psutil.Process(parent.pid).children(recursive=True) if "sleep" in k.name()]
+            if len(kids) == 2 or time.monotonic() > end:
+                break
+            time.sleep(0.05)
         assert len(kids) == 2
         parent.kill()
         parent.wait()

@@ -23,7 +23,7 @@ def test_report_flow_publishes_artifacts(lib, prefect_harness, tmp_path):
 
     pl = lib.root / "flow.txt"
     pl.write_text("\n".join(str(p) for p in [*lib.paths[:3], lib.hostile[0]]) + "\n")
-    html = report_flow(str(pl), home=str(lib.home), out=str(tmp_path / "flow"), model=str(lib.root / "model.pt"))
+    html = report_flow(str(pl), home=str(lib.home), out=str(tmp_path / "flow"))
     assert Path(html).is_file() and (tmp_path / "flow" / "summary.md").is_file()
 
     keys = ["playlist-report-summary", "playlist-report-tracks", "playlist-report-order", "playlist-report-additions"]

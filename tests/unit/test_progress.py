@@ -78,3 +78,41 @@ def test_a_bool_becomes_a_callback_and_a_callback_is_kept() -> None:
     assert as_callback(mine) is mine
     assert as_callback(False) is quiet and as_callback(None) is quiet
     assert isinstance(as_callback(True), Progress)
+
+
+def test_a_stage_postfix_shows_beside_the_bar_and_at_the_end_of_the_stage_line() -> None:
+    out, clock = io.StringIO(), FakeClock()
+    with Progress(out, clock=clock) as progress:
+        for i in range(3):
+            clock.now += 4
+            progress("ingest", {"done": i + 1, "total": 3, "postfix": {"failed": int(i > 0)}})
+    assert out.getvalue() == "ingest: 3 files in 0:12 (failed 1)\n"
+    assert stage_line("ingest", 1, 2.0, {"failed": 0}) == "ingest: 1 file in 0:02 (failed 0)"
+    term = Terminal()
+    with Progress(term) as progress:
+        progress("ingest", {"done": 1, "total": 2, "postfix": {"failed": 1}})
+        progress("ingest", {"done": 2, "total": 2, "postfix": {"failed": 1}})
+    assert "failed=1" in term.getvalue() and "2/2" in term.getvalue()
+
+
+def test_song_vectors_report_their_stage_to_the_helper_and_a_line_without_a_terminal(monkeypatch) -> None:
+    """``SongVectors.many`` (used by ``catalogue_vectors``) counts the songs it analyses, failures included."""
+    from audiosim.similarity import vectors
+
+    sv = object.__new__(vectors.SongVectors)  # no model or cache: only the loop's reporting is under test
+    monkeypatch.setattr(sv, "cached", lambda h: "cached" if h == "h0" else None, raising=False)
+    monkeypatch.setattr(sv, "_analyse_rows",
+                        lambda rows, hashes, paths: ({i: "a" for i in rows if i != 3}, {3: "bad"} if 3 in rows else {}),
+                        raising=False)
+    heard: list[tuple[str, dict]] = []
+    n = vectors.BATCH_SONGS + 3
+    done, failed = sv.many([f"h{i}" for i in range(n)], [f"p{i}" for i in range(n)],
+                           progress=lambda stage, info: heard.append((stage, info)))
+    assert len(done) == n - 1 and failed == {3: "bad"}
+    assert heard == [("song-vectors", {"done": vectors.BATCH_SONGS, "total": n - 1}),
+                     ("song-vectors", {"done": n - 1, "total": n - 1})]
+    out, clock = io.StringIO(), FakeClock()
+    with Progress(out, clock=clock) as progress:
+        sv.many([f"h{i}" for i in range(n)], [f"p{i}" for i in range(n)], progress=progress)
+    assert out.getvalue() == f"song vectors: {n - 1} songs in 0:00\n"
+    assert sv.many(["h0"], ["p0"], progress=lambda stage, info: heard.append(("again", info))) and heard[-1][0] != "again"
