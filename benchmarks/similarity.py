@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/similarity.py --corpus /work/scratch/dev-corpus.txt [--limit N] [--k 5]
+    python benchmarks/similarity.py --corpus LIST [--limit N] [--k 5]
                                     [--cache DIR] [--workers 1]
 
 Each track's label is its soundtrack (:func:`soundtrack`: the game or

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/song_speed.py --corpus /work/scratch/dev-corpus.txt [--n 20] [--workers 1]
+    python benchmarks/song_speed.py --corpus LIST [--n 20] [--workers 1]
 
 Takes ``n`` tracks spread evenly over the corpus list and times, without
 any cache, each stage of :meth:`audiosim.similarity.vectors.SongVectors.many`

@@ -25,6 +25,7 @@ def written(tmp_path: Path):
     return report, write_report(report, tmp_path / "out", figures={})
 
 
+@pytest.mark.slow
 def test_rows_have_one_row_per_playlist_entry_with_status_reason_and_written_paths(written) -> None:
     report, html = written
     rows = track_rows(report.entries, report.tracks, html, report.descriptor_errors)

@@ -138,6 +138,7 @@ def test_every_mood_renders_at_its_level_with_peaks_at_most_one():
         assert abs(rms_db(x) - spec.loudness_db) < 3, spec.name
 
 
+@pytest.mark.slow
 def test_songs_are_distinct_everywhere():
     """No 1 s passage of one song is nearly identical to any passage of another."""
     sr = 16000

@@ -16,6 +16,9 @@ from audiosim.index import reader as I
 from audiosim.index import writer as IB
 from audiosim.store.home import DataHome
 
+# Every test here builds an index or runs a model over songs: seconds each.
+pytestmark = pytest.mark.slow
+
 
 def _shard_contents(home: Path) -> tuple[np.ndarray, np.ndarray]:
     with I.Index.open(home) as idx:

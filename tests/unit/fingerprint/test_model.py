@@ -158,6 +158,7 @@ def test_an_index_whose_manifest_names_a_crafted_model_is_refused(tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_a_crafted_resume_file_is_refused_and_never_runs(tmp_path):
     marker = tmp_path / "ran"
     out = tmp_path / "fp.pt"

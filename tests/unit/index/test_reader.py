@@ -17,6 +17,9 @@ from audiosim.index import writer as IB
 from audiosim.match.matcher import Matcher
 from audiosim.store.home import DataHome
 
+# Every test here builds an index or runs a model over songs: seconds each.
+pytestmark = pytest.mark.slow
+
 
 def test_other_model_or_features_are_refused(tmp_path: Path, songs, models) -> None:
     home = make_home(tmp_path, songs, 3)

@@ -37,6 +37,9 @@ ROOT = Path(__file__).resolve().parents[3]
 
 from index_support import CFG, SR, answers, clips_of, make_home, models, songs  # noqa: E402,F401 (fixtures)
 
+# Every test here builds an index or runs a model over songs: seconds each.
+pytestmark = pytest.mark.slow
+
 
 def test_build_writes_shards_and_manifest(tmp_path: Path, songs, models) -> None:
     home = make_home(tmp_path, songs, 4)

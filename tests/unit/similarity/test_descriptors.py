@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from audiosim.config import DescriptorConfig
 from audiosim.similarity.descriptors import (
@@ -29,6 +30,7 @@ def test_key_of_a_profile_shaped_chroma():
     assert (key, mode) == ("D", "minor") and strength > 0.99 and clarity < 0
 
 
+@pytest.mark.slow
 def test_key_from_a_chord_progression_in_a_minor():
     t = np.arange(int(4 * SR)) / SR
     chords = [(57, 60, 64), (62, 65, 69), (64, 68, 71), (57, 60, 64)]  # Am Dm E Am
@@ -80,6 +82,7 @@ def test_bright_noise_has_a_higher_centroid_than_dark_noise():
     assert analyse(white, SR).centroid_hz > 3 * analyse(dark, SR).centroid_hz
 
 
+@pytest.mark.slow
 def test_descriptors_follow_the_songbook_specs(contrast):
     specs, desc = contrast
     for s in specs:

@@ -22,6 +22,9 @@ from audiosim.similarity.song_index import (
     track_by_title,
 )
 
+# Every test here builds an index or runs a model over songs: seconds each.
+pytestmark = pytest.mark.slow
+
 SMALL = SimilarityConfig(excerpt_seconds=3.0, n_trees=4)
 
 

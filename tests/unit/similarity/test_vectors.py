@@ -18,6 +18,9 @@ from audiosim.similarity.vectors import (
 )
 from tests.unit.similarity.conftest import SMALL
 
+# Every test here builds an index or runs a model over songs: seconds each.
+pytestmark = pytest.mark.slow
+
 
 def test_catalogue_tracks_get_a_unit_vector_both_models_tags_and_descriptors(songs):
     home, paths, model, _ = songs

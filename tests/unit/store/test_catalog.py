@@ -93,6 +93,7 @@ def test_move_and_remove_missing(tmp_path):
         assert [t.id for t in removed] == [other] and len(cat) == 1
 
 
+@pytest.mark.slow
 def test_two_processes_write_at_once(tmp_path):
     db = tmp_path / "c.sqlite"
     Catalog(db).close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from audiosim.config import AugmentConfig, FeatureConfig
@@ -13,6 +14,7 @@ FC = FeatureConfig()
 CONDITIONS = ("clean", "0dB", "5dB", "10dB", "20dB", "mixed-1s", "mixed-5s")
 
 
+@pytest.mark.slow
 def test_the_validation_set_is_fixed_by_its_seed(toy_set):
     val = toy_set
     a = build_validation(val, FC, AugmentConfig(), n_queries=20)
@@ -27,6 +29,7 @@ def test_the_validation_set_is_fixed_by_its_seed(toy_set):
     assert set(np.unique(a.index_emb_tracks)) <= set(range(len(val.names)))
 
 
+@pytest.mark.slow
 def test_every_condition_has_track_offset_and_passage_rates(toy_set):
     val = toy_set
     torch.manual_seed(0)
