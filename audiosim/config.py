@@ -156,6 +156,20 @@ class AugmentConfig(_Config):
     p_codec: float = 0.3
     max_shift_seconds: float = 0.25
     gain_db: tuple[float, float] = (-12.0, 6.0)
+    p_babble: float = 0.3
+    """Share of noisy items whose noise is speech babble: several talkers
+    of a speech bank at once (needs one, see
+    :class:`~audiosim.signal.augment.Degrader`; without it the item gets
+    another kind of noise)."""
+    babble_talkers: tuple[int, int] = (2, 7)
+    """Fewest and most talkers in a babble, each at its own pitch and tempo."""
+    babble_snr_db: tuple[float, float] = (0.0, 10.0)
+    """SNR of babble items: people talk over music at levels other noise
+    seldom reaches."""
+    p_chain: float = 0.3
+    """Share of items degraded as a phone held up in a room: reverb, then
+    the device's band-limiting (EQ or phone band), then the noise, instead
+    of the noise first."""
 
 
 @dataclass(frozen=True)

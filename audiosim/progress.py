@@ -37,6 +37,7 @@ Callback = Callable[[str, dict], None]
 STAGES: dict[str, tuple[str, str]] = {
     "embed": ("embedding", "tracks"),
     "calibrate-clips": ("calibration", "clips"),
+    "background-clips": ("background bank", "excerpts"),
     "song-vectors": ("song vectors", "songs"),
     "descriptors": ("descriptors", "songs"),
     "ingest": ("ingest", "files"),

@@ -2,8 +2,9 @@
 
 All the work is :func:`audiosim.index.writer.update` (embed the new and changed
 ``ok`` tracks into a new shard, tombstone removed and changed tracks,
-recalibrate the no-match thresholds leave-one-track-out with
-:func:`audiosim.match.calibrate.calibrate_leave_one_out`, publish atomically)
+recalibrate the no-match thresholds with
+:func:`audiosim.match.background.self_calibrate` (against the model's
+background bank, else leave-one-track-out), publish atomically)
 and optionally :func:`audiosim.index.writer.compact`. With ``absent`` files,
 the thresholds come from :func:`audiosim.match.calibrate.calibrate` on that
 music instead, published by :func:`audiosim.index.writer.store_calibration`.
@@ -36,7 +37,8 @@ from audiosim.fingerprint.embed import EmbedJob, embed_tracks
 from audiosim.index import writer as lib
 from audiosim.index.manifest import Manifest
 from audiosim.index.writer import UpdateResult
-from audiosim.match.calibrate import calibrate, calibrate_leave_one_out
+from audiosim.match.background import self_calibrate
+from audiosim.match.calibrate import calibrate
 from audiosim.progress import Callback
 from audiosim.runners import batch_size as batch_size_for
 from audiosim.runners import batches, bounded, flow_uses_threads
@@ -50,8 +52,8 @@ def update_task(
     progress: Callback | None = None,
 ) -> UpdateResult:
     """Embed new/changed tracks into a new shard (see :func:`audiosim.index.writer.update`);
-    with ``calibrate``, recalibrate leave-one-track-out when needed."""
-    calibrator = partial(calibrate_leave_one_out, progress=progress) if calibrate else None
+    with ``calibrate``, recalibrate when needed (:func:`~audiosim.match.background.self_calibrate`)."""
+    calibrator = partial(self_calibrate, progress=progress) if calibrate else None
     return lib.update(home, model, config, rebuild=rebuild, calibrate=calibrator, progress=progress)
 
 
@@ -73,7 +75,7 @@ def embed_batch_task(home: Path, job: EmbedJob, tracks: list[tuple[int, str]], n
 @task(name="index-compact", cache_policy=NO_CACHE, persist_result=False, log_prints=False)
 def compact_task(home: Path, model: str | None, calibrate: bool, progress: Callback | None = None) -> UpdateResult:
     """Merge all shards into one (see :func:`audiosim.index.writer.compact`)."""
-    calibrator = partial(calibrate_leave_one_out, progress=progress) if calibrate else None
+    calibrator = partial(self_calibrate, progress=progress) if calibrate else None
     return lib.compact(home, model=model, calibrate=calibrator, progress=progress)
 
 
@@ -114,8 +116,9 @@ def index_flow(
     rebuild : bool
         Re-embed everything (to change the model or the index settings).
     calibrate : bool
-        Recalibrate thresholds leave-one-track-out when needed
-        (:func:`audiosim.index.writer.needs_calibration`).
+        Recalibrate thresholds when needed
+        (:func:`audiosim.index.writer.needs_calibration`), against the
+        model's background bank (:func:`audiosim.match.background.self_calibrate`).
     config : IndexConfig, optional
     workers : int
         With a task runner other than threads (Dask, see
@@ -129,7 +132,7 @@ def index_flow(
         :func:`audiosim.runners.batch_size`).
     absent : list of str, optional
         Music files known not to be in the catalogue: the index is then
-        updated without leave-one-track-out calibration, and the thresholds
+        updated without the background calibration, and the thresholds
         are calibrated on clips of these files and published (a generation
         of their own).
     progress : callable, optional

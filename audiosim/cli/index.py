@@ -1,7 +1,8 @@
 """``audiosim index``: build or update the fingerprint index from the catalogue.
 
-The work, calibration included (leave-one-track-out, or on ``--absent``
-music), runs as the Prefect flow :func:`flows.index.run_index`; the settings
+The work, calibration included (against the model's background bank of
+other music, else leave-one-track-out, or on ``--absent`` music), runs as
+the Prefect flow :func:`flows.index.run_index`; the settings
 a user may change are reconciled with the index's own by
 :func:`audiosim.index.settings.index_config_for`. This module checks the
 input and prints what the update did and the thresholds it left.
@@ -39,7 +40,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="build or update the fingerprint index from the catalogue",
         description="Embed the new and changed tracks of the catalogue into a new index shard, "
         "stop removed and changed tracks from matching, recalibrate the no-match thresholds "
-        "(at most 1% of clips of absent music match, per clip length) and publish the index "
+        "(at most 1% of clips of absent music match, per clip length: clips of other music that ships "
+        "with the model as its background bank stand in for it) and publish the index "
         "atomically: clips being identified meanwhile keep using the previous index.",
         epilog="Exit code: 0 on success, 2 on usage errors, a missing model, or an index built "
         "with another model or settings (rebuild it with --rebuild).",
@@ -53,7 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "they hold for the new one: same model, feature settings, hop, metric and speeds)")
     p.add_argument("--absent", nargs="+", type=Path, default=None, metavar="FILE",
                    help="calibrate on these files of music known not to be in the catalogue "
-                   "(instead of leave-one-track-out)")
+                   "(instead of the model's background bank)")
     p.add_argument("--max-false-match", type=float, default=None, metavar="RATE",
                    help="share of absent-music clips allowed to match, stored as the default (e.g. 0.01)")
     p.add_argument("--speeds", default=None, metavar="LIST",

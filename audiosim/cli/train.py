@@ -30,6 +30,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=TrainConfig().steps, help="training steps (default: %(default)s)")
     p.add_argument("--noise", nargs="*", type=Path, default=[], metavar="FILE",
                    help="environmental recordings to mix into positives as background noise")
+    p.add_argument("--speech", nargs="*", type=Path, default=[], metavar="FILE",
+                   help="speech recordings; several voices at once are mixed into a share of positives "
+                   "as babble (people talking over the music)")
+    p.add_argument("--val-speech", nargs="*", type=Path, default=[], metavar="FILE",
+                   help="other voices, for the validation's babble conditions (babble-1s, babble-5s, chain-5s)")
+    p.add_argument("--split", type=Path, metavar="FILE",
+                   help="a split file (train, validation): train on its train side, validate on its "
+                   "validation side, leave every other track out (default: split by content hash)")
     p.add_argument("--no-resume", action="store_true", help="start afresh even if <out>.last.pt exists")
     p.add_argument("--init-from", type=Path, metavar="CKPT",
                    help="fine-tune: start from this checkpoint's weights (e.g. models/fingerprint.pt) "
@@ -42,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     """Train, keeping the best checkpoint by validation, and print where it is."""
     # the stages this command runs, imported when it runs: --help needs neither torch nor Prefect
     from audiosim.ingest.discover import discover
-    from audiosim.training.data import catalogue_track_refs, track_refs
+    from audiosim.training.data import catalogue_track_refs, split_by_file, track_refs
     from audiosim.training.loop import train_from_tracks
     home = DataHome.resolve(args.home)
     if args.paths:
@@ -54,9 +62,17 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"no catalogue in {home.root}: run `audiosim ingest` or give PATH...") from None
     if len(tracks) < 2:
         raise UsageError(f"need at least 2 tracks to train, found {len(tracks)}")
-    noise = [str(p) for p in discover(args.noise)] if args.noise else []
+    noise, speech, val_speech = ([str(p) for p in discover(a)] if a else [] for a in (args.noise, args.speech, args.val_speech))
+    split = None
+    if args.split:
+        try:
+            train, val, _ = split_by_file(tracks, args.split)
+        except (OSError, ValueError, KeyError) as e:
+            raise UsageError(f"cannot read the split file {args.split}: {e}") from None
+        split = (train, val)
     try:
-        card = train_from_tracks(tracks, args.out, home.cache_dir, noise_paths=noise,
+        card = train_from_tracks(tracks, args.out, home.cache_dir, noise_paths=noise, speech_paths=speech,
+                                 val_speech_paths=val_speech, split=split,
                                  cfg=TrainConfig(steps=args.steps, lr=args.lr, init_from=str(args.init_from or "")),
                                  resume=not args.no_resume)
     except ValueError as e:

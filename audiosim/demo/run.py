@@ -28,7 +28,7 @@ from audiosim.demo.songbook import read_songbook, write_songbook
 from audiosim.format import duration
 from audiosim.index.writer import update
 from audiosim.ingest.ingest import ingest_many
-from audiosim.match.calibrate import calibrate_leave_one_out
+from audiosim.match.background import self_calibrate
 from audiosim.match.matcher import Matcher
 from audiosim.report.analysis import build_report
 from audiosim.report.write import write_report
@@ -126,7 +126,7 @@ def run_demo(home: str | Path | None = None, log: Callable[[str], None] = print)
             log(f"    failed: {r.path}: {r.reason} {r.detail or ''}")
 
     with stages.stage("building the fingerprint index"):
-        update(h, calibrate=calibrate_leave_one_out)
+        update(h, calibrate=self_calibrate)
 
     with stages.stage("identifying degraded clips"):
         clips = make_clips(catalogue, absent, h.root / "demo-clips")

@@ -45,7 +45,7 @@ import torch
 
 from audiosim.config import AugmentConfig, FeatureConfig, IndexConfig
 from audiosim.fingerprint.model import Encoder, model_digest
-from audiosim.index.reader import Index, check_compatible, resolve_model
+from audiosim.index.reader import Index, Neighbours, check_compatible, resolve_model
 from audiosim.index.thresholds import Calibration, CalibrationBin, speed_set
 from audiosim.match.scoring import (
     clip_at_speeds,
@@ -126,6 +126,11 @@ def read_excerpt(path: str | Path, start: float, seconds: float, sample_rate: in
 # --------------------------------------------------------------------------
 
 
+Run = tuple[float, np.ndarray, np.ndarray, Neighbours]
+"""One query speed of an excerpt: (speed, segment start frames, their
+embeddings, their nearest indexed segments)."""
+
+
 def excerpt_best(
     index: Index,
     model: Encoder,
@@ -153,9 +158,28 @@ def excerpt_best(
     for speed, lm, starts in clip_at_speeds(model, np.asarray(wave, np.float32), cfg, hop):
         vecs = model.embed(F.segments(lm, starts, f)).numpy()
         runs.append((speed, starts, vecs, index.search(vecs, cfg.neighbours, exclude_tracks=exclude_tracks)))
+    return prefix_scores(index, runs, len(wave) / f.sample_rate, lengths, f, hop)
+
+
+def prefix_scores(
+    index: Index, runs: Sequence[Run], seconds: float, lengths: Sequence[float], features: FeatureConfig, hop: int
+) -> list[ExcerptScore | None]:
+    """The scores of an excerpt's clips of each length, from its searched segments.
+
+    Parameters
+    ----------
+    runs : sequence of Run
+        The excerpt at each query speed (see :func:`excerpt_best`).
+    seconds : float
+        The excerpt's duration: longer lengths get None.
+    hop : int
+        Frames between query segments.
+    """
+    f = features
+    cfg = index.config
     out: list[ExcerptScore | None] = []
     for length in lengths:
-        if length * f.sample_rate > len(wave) + 1:
+        if length > seconds + 1.0 / f.sample_rate:
             out.append(None)
             continue
         # The first L s of the clip are the first L * speed s of its unsped copy.
@@ -213,7 +237,7 @@ def shared_content(index: Index, sample: int = 120, min_fraction: float = 0.3) -
     return out
 
 
-def _bins(
+def score_bins(
     scores: list[list[float | None]], lengths: Sequence[float], model: Encoder, config: IndexConfig
 ) -> list[CalibrationBin]:
     """One bin per length that has scores: the scores sorted high to low."""
@@ -422,7 +446,7 @@ def calibrate_leave_one_out(
     scores, dropped = drop_shared_passages(best, excerpts, paths, lengths, model.features)
     if progress and dropped:
         progress("calibrate-shared", {"dropped": dropped})
-    bins = _bins(scores, lengths, model, cfg)
+    bins = score_bins(scores, lengths, model, cfg)
     if not bins:
         return None
     return Calibration(
@@ -512,7 +536,7 @@ def calibrate(
         scores = _scores(_score_excerpts(idx, enc, excerpts, [None] * len(excerpts), lengths, g, progress))
         return Calibration(
             "absent-music", cfg.max_false_match if max_false_match is None else float(max_false_match),
-            _bins(scores, lengths, enc, cfg), tracks=len(waves), model_digest=model_digest(enc),
+            score_bins(scores, lengths, enc, cfg), tracks=len(waves), model_digest=model_digest(enc),
             query_speeds=speed_set(cfg.query_speeds),
         )
     finally:

@@ -167,12 +167,54 @@ def mix_at_snr(x: torch.Tensor, noise: torch.Tensor, snr_db: torch.Tensor) -> to
     return torch.where(silent[:, None], x, mixed)
 
 
+NOISE_KINDS = ("coloured", "recorded", "music", "babble")
+"""The kinds of noise :class:`Degrader` mixes in, by their code (0 to 3)."""
+
+
+def speech_babble(
+    bank: torch.Tensor,
+    batch: int,
+    samples: int,
+    talkers: tuple[int, int],
+    g: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Unit-RMS babble: several talkers of a speech bank speaking at once.
+
+    Each talker is a window of ``bank`` at a random position, read 0.8 to
+    1.25 times as fast (:func:`gather_resampled`), which moves its pitch and
+    formants: a few recorded voices stand in for many people. Talkers are
+    mixed at levels within 6 dB of each other.
+
+    Parameters
+    ----------
+    bank : Tensor, shape (N,)
+        Speech recordings concatenated, each at unit RMS.
+    batch, samples : int
+    talkers : (int, int)
+        Fewest and most talkers per item.
+    """
+    lo, hi = int(talkers[0]), int(talkers[1])
+    count = torch.randint(lo, hi + 1, (batch,), generator=g)
+    out = torch.zeros(batch, samples)
+    for k in range(hi):
+        rates = _uniform(batch, 0.8, 1.25, g)
+        room = float(bank.shape[0] - 2) - rates.max().item() * samples
+        starts = torch.rand(batch, generator=g).double() * max(room, 0.0)
+        voice = gather_resampled(bank, starts, rates, samples)
+        level = 10 ** (_uniform(batch, -6.0, 0.0, g) / 20) * (k < count)
+        out = out + voice * level[:, None]
+    return out / out.pow(2).mean(-1, keepdim=True).sqrt().clamp_min(1e-8)
+
+
 class Degrader:
     """Random degradations of positives: reverb, noise, EQ/phone band, gain.
 
     Speed changes, time shifts and codec artefacts are applied by the caller
     when it reads the window (see :func:`gather_resampled`), since they
-    change which source samples are read.
+    change which source samples are read. Items are degraded in one of two
+    orders: reverb, noise, then EQ (a recording of a noisy room); or, for a
+    ``config.p_chain`` share, reverb, EQ, then noise (a phone held up in a
+    room: its band-limiting shapes the music; talk and noise come on top).
 
     Parameters
     ----------
@@ -181,17 +223,45 @@ class Degrader:
     noise_bank : Tensor, shape (N,), optional
         Recorded environmental noise at ``sample_rate``; windows of it are
         mixed in as one of the noise types.
+    speech_bank : Tensor, shape (N,), optional
+        Speech recordings at ``sample_rate`` (each at unit RMS), for the
+        ``config.p_babble`` share of noisy items that get speech babble
+        (:func:`speech_babble`).
     """
 
-    def __init__(self, config: AugmentConfig, sample_rate: int, noise_bank: torch.Tensor | None = None):
+    def __init__(
+        self,
+        config: AugmentConfig,
+        sample_rate: int,
+        noise_bank: torch.Tensor | None = None,
+        speech_bank: torch.Tensor | None = None,
+    ):
         self.config = config
         self.sample_rate = sample_rate
         self.noise_bank = noise_bank if noise_bank is not None and noise_bank.numel() > sample_rate else None
+        self.speech_bank = speech_bank if speech_bank is not None and speech_bank.numel() > 4 * sample_rate else None
 
-    def noise(self, batch: int, samples: int, music: torch.Tensor | None, g: torch.Generator | None) -> torch.Tensor:
-        """Unit-RMS noise of mixed kinds: coloured, recorded, or a babble of
-        other music (``music``, rows from the same batch, rolled)."""
+    def noise_kinds(self, batch: int, g: torch.Generator | None) -> torch.Tensor:
+        """Per item, the code of its noise kind (see :data:`NOISE_KINDS`):
+        babble for a ``p_babble`` share when there is a speech bank, else
+        coloured, recorded or music alike."""
         kind = torch.randint(0, 3, (batch,), generator=g)
+        if self.speech_bank is None:
+            return kind
+        return torch.where(_chance(batch, self.config.p_babble, g), torch.full_like(kind, 3), kind)
+
+    def noise(
+        self,
+        batch: int,
+        samples: int,
+        music: torch.Tensor | None,
+        g: torch.Generator | None,
+        kind: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Unit-RMS noise of the given kinds (default :meth:`noise_kinds`):
+        coloured, recorded, a mix of other music (``music``, rows from the
+        same batch, rolled) or speech babble."""
+        kind = self.noise_kinds(batch, g) if kind is None else kind
         out = coloured_noise(batch, samples, _uniform(batch, 0.0, 2.0, g), g)
         if self.noise_bank is not None:
             starts = torch.randint(0, self.noise_bank.shape[0] - samples, (batch,), generator=g)
@@ -201,9 +271,12 @@ class Degrader:
             # a silent stretch of a recording (pauses between voice samples) stays coloured noise
             out = torch.where((kind == 1)[:, None] & (rms > 1e-4), rec, out)
         if music is not None and music.shape[0] > 1:
-            babble = sum(torch.roll(music, shifts=s, dims=0) for s in (1, 2, 3))
-            babble = babble / babble.pow(2).mean(-1, keepdim=True).sqrt().clamp_min(1e-6)
-            out = torch.where((kind == 2)[:, None], babble, out)
+            mix = sum(torch.roll(music, shifts=s, dims=0) for s in (1, 2, 3))
+            mix = mix / mix.pow(2).mean(-1, keepdim=True).sqrt().clamp_min(1e-6)
+            out = torch.where((kind == 2)[:, None], mix, out)
+        if self.speech_bank is not None and bool((kind == 3).any()):
+            talk = speech_babble(self.speech_bank, batch, samples, self.config.babble_talkers, g)
+            out = torch.where((kind == 3)[:, None], talk, out)
         return out
 
     def __call__(
@@ -218,7 +291,8 @@ class Degrader:
 
         The samples before the last ``keep`` are context that feeds the reverb
         tail. ``snr_db`` fixes the SNR per item (validation); otherwise it is
-        drawn from ``config.snr_db`` for a ``p_noise`` share of items.
+        drawn from ``config.snr_db`` (``config.babble_snr_db`` for babble)
+        for a ``p_noise`` share of items.
         """
         c = self.config
         b, n = x.shape
@@ -231,12 +305,17 @@ class Degrader:
             wet = reverberate(x, rir)
             x = torch.where(_chance(b, c.p_reverb, g)[:, None], wet, x)
         x = x[:, -keep:]
+        kind = self.noise_kinds(b, g)
         if snr_db is None:
-            snr_db = torch.where(_chance(b, c.p_noise, g), _uniform(b, *c.snr_db, g), torch.full((b,), 200.0))
-        noise = self.noise(b, keep, None if music is None else music[:, -keep:], g)
-        x = mix_at_snr(x, noise, snr_db.float())
+            drawn = torch.where(kind == 3, _uniform(b, *c.babble_snr_db, g), _uniform(b, *c.snr_db, g))
+            snr_db = torch.where(_chance(b, c.p_noise, g), drawn, torch.full((b,), 200.0))
+        noise = self.noise(b, keep, None if music is None else music[:, -keep:], g, kind)
         gains = random_eq_gains(b, eq_bins(keep), sr, phone=_chance(b, c.p_phone, g), g=g)
-        x = torch.where(_chance(b, c.p_eq, g)[:, None], equalise(x, gains), x)
+        use_eq = _chance(b, c.p_eq, g)[:, None]
+        chain = _chance(b, c.p_chain, g)[:, None]
+        x = torch.where(use_eq & chain, equalise(x, gains), x)
+        x = mix_at_snr(x, noise, snr_db.float())
+        x = torch.where(use_eq & ~chain, equalise(x, gains), x)
         gain = 10 ** (_uniform(b, *c.gain_db, g) / 20)
         return x * gain[:, None]
 

@@ -13,7 +13,8 @@ decodes nothing.
 (:func:`sample_moments`); the anchor is the clean segment, the positive the
 same moment read at a slightly different speed and position, possibly
 through the codec copy, then reverberated, mixed with noise (environmental
-recordings, :func:`load_noise_bank`, or other music), equalised and scaled.
+recordings or speech babble, :func:`load_noise_bank`, or other music),
+equalised and scaled.
 :func:`negative_mask` says which items of a batch may serve as negatives.
 """
 
@@ -99,12 +100,17 @@ def split_tracks(tracks: Sequence[TrackRef], val_fraction: float, seed: int = 0)
     return train, val
 
 
-def write_split(path: Path, train: Sequence[TrackRef], val: Sequence[TrackRef]) -> None:
-    """Record which tracks were trained on and which held out (names and hashes)."""
+def write_split(
+    path: Path, train: Sequence[TrackRef], val: Sequence[TrackRef], held_out: Sequence[TrackRef] = ()
+) -> None:
+    """Record which tracks were trained on, which validated on, and which
+    were left out altogether (names and hashes)."""
     doc = {
         "train": [{"name": t.name, "content_hash": t.content_hash} for t in train],
         "validation": [{"name": t.name, "content_hash": t.content_hash} for t in val],
     }
+    if held_out:
+        doc["held_out"] = [{"name": t.name, "content_hash": t.content_hash} for t in held_out]
     atomic_write_bytes(path, (json.dumps(doc, indent=1) + "\n").encode())
 
 
@@ -204,8 +210,9 @@ def load_audio_set(
 
 
 def load_noise_bank(paths: Sequence[str | Path], sample_rate: int, max_seconds: float = 1800.0) -> torch.Tensor:
-    """Concatenate environmental recordings (each scaled to unit RMS) for use
-    as background noise. Unreadable files are skipped."""
+    """Concatenate recordings (each scaled to unit RMS) for use as background
+    noise: environmental sounds, or speech for babble. Unreadable files are
+    skipped."""
     parts, total = [], 0
     for p in paths:
         try:
@@ -248,11 +255,18 @@ def sample_moments(
 class Batcher:
     """Draws (anchor, positive) log-mel segment pairs from an :class:`AudioSet`."""
 
-    def __init__(self, data: AudioSet, features_cfg: FeatureConfig, augment_cfg: AugmentConfig, noise_bank=None):
+    def __init__(
+        self,
+        data: AudioSet,
+        features_cfg: FeatureConfig,
+        augment_cfg: AugmentConfig,
+        noise_bank: torch.Tensor | None = None,
+        speech_bank: torch.Tensor | None = None,
+    ):
         self.data = data
         self.f = features_cfg
         self.a = augment_cfg
-        self.degrader = augment.Degrader(augment_cfg, features_cfg.sample_rate, noise_bank)
+        self.degrader = augment.Degrader(augment_cfg, features_cfg.sample_rate, noise_bank, speech_bank)
         self.ctx = _context(features_cfg)
         if not any(len(a) for a in data.audible):
             raise ValueError("no audible audio to train on")

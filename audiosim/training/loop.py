@@ -49,7 +49,7 @@ from audiosim.training.data import (
     write_split,
 )
 from audiosim.training.triplet import mine_triplets
-from audiosim.training.validate import build_validation, validate
+from audiosim.training.validate import build_validation, validate, validation_score
 
 # --------------------------------------------------------------------------
 # Schedules
@@ -227,8 +227,14 @@ def train_encoder(
     noise_bank: torch.Tensor | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    speech_bank: torch.Tensor | None = None,
+    val_speech_bank: torch.Tensor | None = None,
 ) -> dict:
     """Train, validate, checkpoint; keep the best model at ``out``.
+
+    ``speech_bank`` gives the babble mixed into training positives and
+    ``val_speech_bank`` (other voices) that of the validation's babble
+    conditions (:data:`~audiosim.training.validate.BABBLE_CONDITIONS`).
 
     A running checkpoint ``<out>.last.pt`` (model, optimiser, step, RNG,
     history) is written every ``cfg.checkpoint_every`` steps; with ``resume``
@@ -246,9 +252,9 @@ def train_encoder(
     g = torch.Generator().manual_seed(cfg.seed)
     model = Encoder(model_cfg, features_cfg)
     max_lag = features.seconds_to_frames(augment_cfg.max_shift_seconds, features_cfg)
-    batcher = Batcher(train_data, features_cfg, augment_cfg, noise_bank)
+    batcher = Batcher(train_data, features_cfg, augment_cfg, noise_bank, speech_bank)
     log("building validation set ...")
-    val = build_validation(val_data, features_cfg, augment_cfg, index_hop_seconds=0.5)
+    val = build_validation(val_data, features_cfg, augment_cfg, index_hop_seconds=0.5, speech_bank=val_speech_bank)
     base_card = dict(card or {})
     base_card.update(
         train_config=cfg.to_dict(),
@@ -269,7 +275,7 @@ def train_encoder(
         m.load_state_dict(load_encoder(cfg.init_from, features_cfg).state_dict())
         log(f"starting from the weights of {cfg.init_from}")
 
-    task = TripletTask(sample, lambda m: validate(m, val), lambda v: (v["mixed-1s"] + v["mixed-5s"]) / 2)
+    task = TripletTask(sample, lambda m: validate(m, val), validation_score)
     return fit_triplets(model, task, out, cfg, g, base_card, resume=resume,
                         init=start_from if cfg.init_from else None, progress=progress, log=log)
 
@@ -279,6 +285,9 @@ def train_from_tracks(
     out: Path,
     cache_dir: Path,
     noise_paths: Sequence[str | Path] = (),
+    speech_paths: Sequence[str | Path] = (),
+    val_speech_paths: Sequence[str | Path] = (),
+    split: tuple[Sequence[TrackRef], Sequence[TrackRef]] | None = None,
     features_cfg: FeatureConfig = FeatureConfig(),
     model_cfg: ModelConfig = ModelConfig(),
     augment_cfg: AugmentConfig = AugmentConfig(),
@@ -292,9 +301,17 @@ def train_from_tracks(
 
     Decoded waveforms are cached in ``cache_dir/wave-<rate>/``. The split is
     written beside the model as ``<out stem>.split.json`` so benchmarks can
-    evaluate on tracks the model never saw.
+    evaluate on tracks the model never saw; the tracks left out of an
+    explicit ``split`` (training, validation) are recorded as ``held_out``.
+    ``speech_paths`` are voices for babble in training, ``val_speech_paths``
+    other voices for the validation's babble conditions.
     """
-    train, val = split_tracks(tracks, cfg.val_fraction, cfg.seed)
+    if split is None:
+        train, val = split_tracks(tracks, cfg.val_fraction, cfg.seed)
+    else:
+        train, val = list(split[0]), list(split[1])
+    used = {t.content_hash for t in (*train, *val)}
+    held_out = [t for t in tracks if t.content_hash not in used]
     if not train or not val:
         raise ValueError(
             f"need tracks on both sides of the split: {len(train)} train, {len(val)} validation "
@@ -304,13 +321,18 @@ def train_from_tracks(
     cache = cache_dir / f"wave-{features_cfg.sample_rate}"
     train_set = load_audio_set(train, features_cfg, cache, progress=progress)
     val_set = load_audio_set(val, features_cfg, cache, progress=progress)
-    bank = load_noise_bank(noise_paths, features_cfg.sample_rate) if noise_paths else None
+    sr = features_cfg.sample_rate
+    bank = load_noise_bank(noise_paths, sr) if noise_paths else None
+    speech = load_noise_bank(speech_paths, sr) if speech_paths else None
+    val_speech = load_noise_bank(val_speech_paths, sr) if val_speech_paths else None
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_split(out.with_name(out.stem + ".split.json"), train, val)
+    write_split(out.with_name(out.stem + ".split.json"), train, val, held_out)
     card = dict(card or {})
-    if bank is not None:
-        card.setdefault("noise_seconds", round(bank.numel() / features_cfg.sample_rate))
+    for key, b in (("noise_seconds", bank), ("speech_seconds", speech), ("validation_speech_seconds", val_speech)):
+        if b is not None:
+            card.setdefault(key, round(b.numel() / sr))
     return train_encoder(
         train_set, val_set, out, features_cfg, model_cfg, augment_cfg, cfg, card,
         resume=resume, noise_bank=bank, progress=progress, log=log,
+        speech_bank=speech, val_speech_bank=val_speech,
     )

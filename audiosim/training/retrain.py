@@ -9,7 +9,7 @@ week, :func:`candidate_path`), then uses this module to decide:
    track-level split, which the candidate never trained on); without
    held-out tracks it falls back to the scores in the models' cards;
 2. :func:`is_better` compares the scores (a model's score is
-   :func:`validation_score`, the mean of its ``mixed-1s`` and ``mixed-5s``
+   :func:`~audiosim.training.validate.validation_score`, the mean of its ``mixed-1s`` and ``mixed-5s``
    hit rates);
 3. :func:`promote_model` atomically replaces the current model file (card
    first, checkpoint last) with the candidate.
@@ -35,10 +35,8 @@ from audiosim.fingerprint.model import load_encoder
 from audiosim.store.atomic import atomic_open
 from audiosim.store.home import DataHome
 from audiosim.training.data import catalogue_track_refs, load_audio_set, split_tracks
-from audiosim.training.validate import build_validation, validate
+from audiosim.training.validate import build_validation, validate, validation_score
 
-SCORE_KEYS = ("mixed-1s", "mixed-5s")
-"""Validation hit rates whose mean is a model's score (as in :func:`audiosim.training.loop.train_encoder`)."""
 
 
 def candidate_path(models_dir: str | Path, today: _dt.date | None = None) -> Path:
@@ -49,13 +47,6 @@ def candidate_path(models_dir: str | Path, today: _dt.date | None = None) -> Pat
     """
     y, w, _ = (today or _dt.date.today()).isocalendar()
     return Path(models_dir) / "candidates" / f"fingerprint-{y}-W{w:02d}.pt"
-
-
-def validation_score(metrics: dict[str, float] | None) -> float | None:
-    """Mean of the ``mixed-1s`` and ``mixed-5s`` hit rates (None if missing)."""
-    if not metrics or any(k not in metrics for k in SCORE_KEYS):
-        return None
-    return float(sum(metrics[k] for k in SCORE_KEYS) / len(SCORE_KEYS))
 
 
 def is_better(candidate_score: float | None, current_score: float | None, min_gain: float = 0.0) -> bool:

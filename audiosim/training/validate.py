@@ -3,7 +3,8 @@
 :func:`build_validation` fixes, for a seed, every segment of the held-out
 tracks (never seen in training) at the index hop, and degraded queries at
 random moments under several conditions (clean, noise
-at 0 to 20 dB SNR, and 1 s and 5 s clips with the training degradations).
+at 0 to 20 dB SNR, and 1 s and 5 s clips with the training degradations;
+with a speech bank, also speech babble and a phone in a talking room).
 :func:`validate` then asks, for a model, whether the nearest segment is the
 right track at the right time, and whether the clips are identified by
 offset-consistent voting, as the matcher does.
@@ -41,8 +42,13 @@ def build_validation(
     n_queries: int = 400,
     index_hop_seconds: float = 0.5,
     seed: int = 1234,
+    speech_bank: torch.Tensor | None = None,
 ) -> ValidationSet:
-    """Index segments of every validation track and fixed degraded queries."""
+    """Index segments of every validation track and fixed degraded queries.
+
+    With a ``speech_bank`` (voices not trained on), the
+    :data:`BABBLE_CONDITIONS` are added.
+    """
     f = features_cfg
     hop = features.seconds_to_frames(index_hop_seconds, f)
     segs, trk, tms = [], [], []
@@ -68,7 +74,41 @@ def build_validation(
             _, wav, tr, t = batcher.waves(n_queries, clip_seconds, g, snr_db=snr_t)
         with torch.inference_mode():
             queries[name] = (features.log_mel(wav, f).half(), tr, t)
+    if speech_bank is not None:
+        for name, (seconds, cfg) in BABBLE_CONDITIONS.items():
+            clip_seconds = f.segment_samples / f.sample_rate if seconds == 1 else float(seconds)
+            _, wav, tr, t = Batcher(data, f, cfg, speech_bank=speech_bank).waves(n_queries, clip_seconds, g)
+            with torch.inference_mode():
+                queries[name] = (features.log_mel(wav, f).half(), tr, t)
     return ValidationSet(np.concatenate(trk), np.concatenate(tms), torch.cat(segs), queries)
+
+
+_TALK_ONLY = dict(p_noise=1.0, p_babble=1.0, p_reverb=0.0, p_eq=0.0, p_speed=0.0, p_codec=0.0, p_chain=0.0,
+                  max_shift_seconds=0.0)
+BABBLE_CONDITIONS: dict[str, tuple[int, AugmentConfig]] = {
+    "babble-1s": (1, AugmentConfig(**_TALK_ONLY, babble_snr_db=(0.0, 5.0))),
+    "babble-5s": (5, AugmentConfig(**_TALK_ONLY, babble_snr_db=(0.0, 5.0))),
+    "chain-5s": (5, AugmentConfig(**{**_TALK_ONLY, "p_reverb": 1.0, "p_eq": 1.0, "p_chain": 1.0},
+                                  p_phone=1.0, rt60=(0.3, 0.8), babble_snr_db=(5.0, 5.0))),
+}
+"""Validation conditions with speech from a validation speech bank
+(``build_validation(..., speech_bank=...)``): seconds and degradations.
+``babble-*``: several talkers at 0 to 5 dB SNR, nothing else; ``chain-5s``:
+a phone held up in a talking room (reverb, then the phone band, then
+babble at 5 dB)."""
+
+SCORE_KEYS = ("mixed-1s", "mixed-5s", "babble-5s", "chain-5s")
+"""Validation hit rates whose mean is a model's score (those present: a
+validation set without a speech bank has no babble conditions)."""
+
+
+def validation_score(metrics: dict[str, float] | None) -> float | None:
+    """Mean of the :data:`SCORE_KEYS` hit rates present in ``metrics``
+    (None without the two ``mixed`` ones)."""
+    if not metrics or any(k not in metrics for k in SCORE_KEYS[:2]):
+        return None
+    have = [metrics[k] for k in SCORE_KEYS if k in metrics]
+    return float(sum(have) / len(have))
 
 
 @torch.inference_mode()

@@ -121,3 +121,47 @@ def test_room_response_darkens_its_tail():
     assert treble_share(same) == pytest.approx(treble_share(flat), rel=0.1)
     for r in (flat, dark, same):
         assert torch.isfinite(r).all() and torch.allclose(r.norm(dim=1), torch.ones(64))
+
+
+def speech(seconds: float = 10.0, sr: int = 8000) -> torch.Tensor:
+    """A stand-in voice: bursts of harmonic tones (syllables) with pauses, unit RMS."""
+    t = torch.arange(int(seconds * sr)) / sr
+    on = (torch.sin(2 * np.pi * 3.0 * t) > 0).float()  # three syllables a second
+    x = on * sum(torch.sin(2 * np.pi * f * t) / k for k, f in enumerate((180.0, 360.0, 540.0), 1))
+    return x / x.pow(2).mean().sqrt()
+
+
+def test_babble_is_several_talkers_at_unit_rms():
+    bank = speech()
+    one = augment.speech_babble(bank, 16, 8000, (1, 1), g())
+    many = augment.speech_babble(bank, 16, 8000, (6, 6), g())
+    assert torch.allclose(many.pow(2).mean(1), torch.ones(16), atol=1e-3)
+    # one talker pauses between syllables; six talking at once rarely all do
+    quiet = lambda x: (x.unfold(1, 400, 400).pow(2).mean(-1) < 0.01).float().mean()  # noqa: E731
+    assert quiet(one) > 0.3 and quiet(many) < 0.1
+    assert torch.equal(many, augment.speech_babble(bank, 16, 8000, (6, 6), g()))
+
+
+def test_babble_is_drawn_only_with_a_speech_bank():
+    cfg = AugmentConfig(p_babble=1.0)
+    assert (augment.Degrader(cfg, 8000, speech_bank=speech()).noise_kinds(64, g()) == 3).all()
+    assert not (augment.Degrader(cfg, 8000).noise_kinds(64, g()) == 3).any()
+    x = torch.randn(4, 12000, generator=g(1))
+    assert torch.isfinite(augment.Degrader(cfg, 8000, speech_bank=speech())(x, 8000, g(2))).all()
+
+
+def test_the_microphone_chain_adds_the_noise_after_the_band_limiting():
+    """p_chain=1: reverb, phone band, then noise (the noise keeps its bass);
+    p_chain=0: the noise is band-limited with the music."""
+    sr = 8000
+    t = torch.arange(12000) / sr
+    x = torch.sin(2 * np.pi * 1000.0 * t)[None].repeat(32, 1)
+    base = dict(p_noise=1.0, snr_db=(0.0, 0.0), p_reverb=0.0, p_eq=1.0, p_phone=1.0, p_babble=0.0, gain_db=(0.0, 0.0))
+
+    def bass_share(p_chain: float) -> float:
+        y = augment.Degrader(AugmentConfig(**base, p_chain=p_chain), sr)(x, 8000, g(3))
+        spec = torch.fft.rfft(y, dim=-1).abs().pow(2)
+        freqs = torch.fft.rfftfreq(8000, 1 / sr)
+        return float(spec[:, freqs < 150].sum() / spec.sum())
+
+    assert bass_share(1.0) > 20 * bass_share(0.0)

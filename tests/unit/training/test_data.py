@@ -42,6 +42,16 @@ def test_split_file_round_trips_and_sorts_other_tracks(tmp_path):
     assert (train, held, unknown) == (refs[:3], refs[3:5], refs[5:])
 
 
+def test_a_split_file_records_the_tracks_left_out_altogether(tmp_path):
+    import json
+
+    refs = [TrackRef(f"t{i}.wav", f"{i:064x}", f"t{i}") for i in range(6)]
+    path = tmp_path / "m.split.json"
+    write_split(path, refs[:3], refs[3:4], held_out=refs[4:])
+    assert [t["content_hash"] for t in json.loads(path.read_text())["held_out"]] == [r.content_hash for r in refs[4:]]
+    assert read_split(path) == ({r.content_hash for r in refs[:3]}, {refs[3].content_hash})
+
+
 def test_audio_is_decoded_once_then_read_from_the_cache(make_wav, tmp_path):
     refs = [TrackRef(str(make_wav(f"{i}.wav", seconds=3.0, freq=300.0 + 100 * i)), f"{i:064x}") for i in range(2)]
     cache = tmp_path / "cache"
