@@ -254,7 +254,12 @@ class IndexConfig(_Config):
     calibration_seconds: tuple[float, ...] = (1.0, 2.0, 3.0, 5.0, 10.0)
     """Clip lengths the no-match threshold is calibrated at."""
     calibration_clips: int = 300
-    """Absent-music clips per calibration length."""
+    """Absent-music clips per calibration length (leave-one-track-out and
+    ``--absent`` music)."""
+    background_clips: int = 600
+    """Clips of the model's background bank scored per calibration length
+    (at most the bank's: half clean, half degraded, spread evenly over its
+    excerpts). Each costs a query's searches, whatever the catalogue's size."""
     recalibrate_share: float = 0.1
     """An update recalibrates the no-match thresholds only when the tracks
     added since the last calibration exceed this share of the tracks it was

@@ -1,9 +1,21 @@
 """Benchmark clip identification on the dev corpus (prints tables; never run by tests).
 
-Catalogue: the tracks the model was trained on plus 2/3 of the held-out
-tracks (from the model's ``.split.json``). Queries: clips cut from those
-held-out catalogue tracks (music the model never saw) under many
-conditions. Absent music: the other 1/3 of the held-out tracks.
+Two catalogues:
+
+- ``--unseen ROLES`` (what a user sees): a catalogue of music the model
+  never trained on (the ``catalogue`` and ``validation`` tracks of a roles
+  file written by ``scripts/split_dev_corpus.py``), queries cut from all of
+  it, and absent music from other soundtracks nobody trained on (its
+  ``absent`` tracks);
+- otherwise: the tracks the model was trained on plus 2/3 of the held-out
+  tracks (from the model's ``.split.json``); queries from those held-out
+  catalogue tracks, absent music from the other 1/3.
+
+Thresholds are the product's own (``--calibration self``: what ``audiosim
+index`` does). Besides the hit rate under them, the tables show the hit
+rate at the best threshold chosen on the absent clips themselves (at most
+1 % matching), so the price of calibration is visible, and the right track
+first before any threshold.
 
 See ``benchmarks/README.md`` for the steps and options. Example::
 
@@ -43,13 +55,16 @@ from audiosim.fingerprint.embed import embed_logmel  # noqa: E402
 from audiosim.fingerprint.model import load_encoder  # noqa: E402
 from audiosim.index import reader as I  # noqa: E402
 from audiosim.index import writer as IB  # noqa: E402
+from audiosim.match.background import load_bank, self_calibrate  # noqa: E402
 from audiosim.match.calibrate import calibrate_leave_one_out  # noqa: E402
 from audiosim.match.matcher import Matcher  # noqa: E402
 from audiosim.progress import Progress  # noqa: E402
 from audiosim.signal import audio, augment  # noqa: E402
 from audiosim.signal import features as F  # noqa: E402
+from audiosim.store.atomic import atomic_save_npy  # noqa: E402
 from audiosim.store.content import FeatureStore  # noqa: E402
 from audiosim.store.home import DataHome  # noqa: E402
+from benchmarks.peers import AUDFPRINT_SHIM, ensure_audfprint  # noqa: E402  (shared with ingest.py)
 
 SR = 8000
 LENGTHS = (1.0, 2.0, 3.0, 5.0, 10.0)
@@ -57,13 +72,21 @@ NOISE_GLOBS = (  # recorded noise NOT used in training (training used megaglest 
     "/usr/share/games/lincity-ng/sounds/*",
     "/usr/share/games/widelands/data/sound/*/*.ogg",
 )
+SPEECH_GLOBS = (  # voices NOT used in training (training: asterisk en_US, fr_CA, it_IT; validation: es_MX)
+    "/usr/share/asterisk/sounds/ru_RU_f_IvrvoiceRU/**/*.wav",
+    "/usr/share/klettres/*/*/*.ogg",
+)
 CONDITIONS = (
     "clean",
     "noise-0dB", "noise-5dB", "noise-10dB", "noise-20dB",
     "rec-0dB", "rec-5dB", "rec-10dB", "rec-20dB",
     "reverb", "phone", "mp3", "opus", "speed-2%",
     "5dB+reverb", "10dB+reverb+phone", "mp3+10dB", "speed+10dB",
+    "babble-0dB", "babble-3dB", "babble-5dB", "reverb+phone+babble-5dB",
 )
+TALKERS = (3, 6)
+"""Talkers in a babble condition (``babble-XdB``: several voices at X dB SNR;
+``reverb+phone+babble-5dB``: a phone held up in a talking room)."""
 QUICK = dict(tracks=40, queries=10, absent_queries=100, lengths="2,5", conditions="clean,noise-5dB,5dB+reverb")
 """The settings of ``--quick`` (the tier ``make bench`` runs)."""
 EXTRA_CONDITIONS = ("speed-5%", "tempo-5%", "tempo-10%", "pitch-1st")
@@ -85,6 +108,30 @@ class Track:
     path: str
     content_hash: str
     role: str  # train | held (catalogue, query source) | absent
+
+
+def unseen_tracks(corpus: Path, roles_file: Path, work: Path, n_tracks: int, seed: int) -> list[Track]:
+    """The unseen catalogue (``catalogue`` and ``validation`` roles: ``held``) and
+    its absent music (``absent`` role) of a roles file; ``n_tracks`` subsamples
+    the catalogue and takes half as many absent tracks."""
+    paths = [l.strip() for l in corpus.read_text().splitlines() if l.strip() and not l.startswith("#")]
+    hashes = hash_paths(paths, work / "hashes.json")
+    roles = json.loads(roles_file.read_text())
+    want = {r["content_hash"]: "held" for k in ("catalogue", "validation") for r in roles[k]}
+    want.update({r["content_hash"]: "absent" for r in roles["absent"]})
+    seen: set[str] = set()
+    tracks = []
+    for p, h in sorted(hashes.items()):
+        if h in want and h not in seen:
+            seen.add(h)
+            tracks.append(Track(p, h, want[h]))
+    if n_tracks:
+        rng = np.random.default_rng(seed)
+        held = [t for t in tracks if t.role == "held"]
+        ab = [t for t in tracks if t.role == "absent"]
+        tracks = ([held[i] for i in sorted(rng.choice(len(held), min(n_tracks, len(held)), replace=False))]
+                  + [ab[i] for i in sorted(rng.choice(len(ab), min(len(ab), max(1, n_tracks // 2)), replace=False))])
+    return tracks
 
 
 def hash_paths(paths: list[str], cache_file: Path) -> dict[str, str]:
@@ -139,11 +186,15 @@ def choose_tracks(corpus: Path, split: Path, work: Path, n_tracks: int, seed: in
 
 
 def wave(track: Track, wave_cache: Path | None) -> np.ndarray:
-    if wave_cache is not None:
-        f = wave_cache / f"{track.content_hash}.npy"
-        if f.is_file():
-            return np.load(f).astype(np.float32)
-    return audio.load(track.path, SR)
+    """The track decoded at 8 kHz; with a ``wave_cache`` folder, read from it
+    or stored there (float32 ``<content hash>.npy``) for the next run."""
+    f = None if wave_cache is None else wave_cache / f"{track.content_hash}.npy"
+    if f is not None and f.is_file():
+        return np.load(f).astype(np.float32)
+    x = audio.load(track.path, SR)
+    if f is not None and x.dtype == np.float32:
+        atomic_save_npy(f, x)
+    return x
 
 
 def make_home(tracks: list[Track], work: Path, wave_cache: Path | None, fc: FeatureConfig) -> DataHome:
@@ -170,8 +221,9 @@ def make_home(tracks: list[Track], work: Path, wave_cache: Path | None, fc: Feat
 # --------------------------------------------------------------------------
 
 
-def noise_bank() -> torch.Tensor:
-    files = sorted(f for g in NOISE_GLOBS for f in glob.glob(g))
+def recordings(globs: tuple[str, ...]) -> torch.Tensor:
+    """The audible files matching ``globs``, each at unit RMS, concatenated at 8 kHz."""
+    files = sorted(f for g in globs for f in glob.glob(g, recursive=True))
     parts = []
     for f in files:
         try:
@@ -184,7 +236,21 @@ def noise_bank() -> torch.Tensor:
     return torch.from_numpy(np.concatenate(parts)) if parts else torch.zeros(0)
 
 
-def _noise(kind: str, n: int, bank: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+def noise_bank() -> torch.Tensor:
+    """Recorded environmental noise (none of it trained on)."""
+    return recordings(NOISE_GLOBS)
+
+
+def speech_bank() -> torch.Tensor:
+    """Voices for the babble conditions (none trained or validated on)."""
+    return recordings(SPEECH_GLOBS)
+
+
+def _noise(kind: str, n: int, bank: torch.Tensor, g: torch.Generator, speech: torch.Tensor | None = None) -> torch.Tensor:
+    if kind == "babble":
+        if speech is None or speech.numel() < 4 * SR:
+            raise SystemExit("babble conditions need speech: apt-get install asterisk-core-sounds-ru-wav klettres-data")
+        return augment.speech_babble(speech, 1, n, TALKERS, g)[0]
     if kind == "rec" and bank.numel() > n:
         s = int(torch.randint(0, bank.numel() - n, (1,), generator=g))
         x = bank[s : s + n]
@@ -197,7 +263,8 @@ def _fit(x: np.ndarray, n: int) -> np.ndarray:
     return np.pad(x[:n], (0, max(0, n - len(x)))).astype(np.float32)
 
 
-def degrade(cond: str, src: np.ndarray, t0: float, length: float, bank: torch.Tensor, g: torch.Generator) -> np.ndarray:
+def degrade(cond: str, src: np.ndarray, t0: float, length: float, bank: torch.Tensor, g: torch.Generator,
+            speech: torch.Tensor | None = None) -> np.ndarray:
     """The clip of ``length`` s starting at ``t0`` s of ``src`` under condition ``cond``."""
     ctx = SR // 2
     n = int(round(length * SR))
@@ -234,8 +301,8 @@ def degrade(cond: str, src: np.ndarray, t0: float, length: float, bank: torch.Te
     for p in parts:
         if p.endswith("dB"):
             snr = float(p.split("-")[-1][:-2]) if "-" in p else float(p[:-2])
-            kind = "rec" if p.startswith("rec") else "coloured"
-            x = augment.mix_at_snr(x, _noise(kind, n, bank, g)[None], torch.tensor([snr]))
+            kind = "rec" if p.startswith("rec") else "babble" if p.startswith("babble") else "coloured"
+            x = augment.mix_at_snr(x, _noise(kind, n, bank, g, speech)[None], torch.tensor([snr]))
     gain = 10 ** ((torch.rand(1, generator=g) * 18 - 12) / 20)
     return (x[0] * gain).numpy().astype(np.float32)
 
@@ -268,6 +335,9 @@ def make_queries(tracks: list[Track], conds: list[str], lengths: list[float], n:
     g = torch.Generator().manual_seed(seed)
     bank = noise_bank()
     log(f"recorded-noise bank: {bank.numel() / SR:.0f} s")
+    speech = speech_bank() if any("babble" in c for c in conds) else None
+    if speech is not None:
+        log(f"speech bank: {speech.numel() / SR:.0f} s")
     held = [t for t in tracks if t.role == "held"]
     absent = [t for t in tracks if t.role == "absent"]
     waves = {t.content_hash: wave(t, wave_cache) for t in held + absent}
@@ -280,7 +350,7 @@ def make_queries(tracks: list[Track], conds: list[str], lengths: list[float], n:
                 t0 = pick_start(waves[t.content_hash], length, rng, fc)
                 if t0 is None:
                     continue
-                out.append(Query(cond, length, t.content_hash, t0, degrade(cond, waves[t.content_hash], t0, length, bank, g), False))
+                out.append(Query(cond, length, t.content_hash, t0, degrade(cond, waves[t.content_hash], t0, length, bank, g, speech), False))
                 made += 1
         made = 0
         while made < n_absent:  # absent clips cycle through the conditions
@@ -289,7 +359,7 @@ def make_queries(tracks: list[Track], conds: list[str], lengths: list[float], n:
             if t0 is None:
                 continue
             cond = conds[made % len(conds)]
-            out.append(Query(cond, length, t.content_hash, t0, degrade(cond, waves[t.content_hash], t0, length, bank, g), True))
+            out.append(Query(cond, length, t.content_hash, t0, degrade(cond, waves[t.content_hash], t0, length, bank, g, speech), True))
             made += 1
     return out
 
@@ -403,6 +473,50 @@ def summarise(df: pd.DataFrame, name: str) -> dict[str, pd.DataFrame]:
             f"{name}: latency per clip (index and model loaded)": lat}
 
 
+def best_thresholds(df: pd.DataFrame, max_false_match: float = 0.01) -> pd.Series:
+    """Per clip length, the lowest score threshold that at most ``max_false_match``
+    of the absent clips exceed (chosen on the absent clips themselves)."""
+    out = {}
+    for length, ab in df[df.absent].groupby("length"):
+        sc = np.sort(ab.score.to_numpy())[::-1]
+        allowed = int(np.floor(max_false_match * len(sc) + 1e-9))
+        out[length] = float(sc[allowed]) if allowed < len(sc) else -np.inf
+    return pd.Series(out)
+
+
+def calibration_price(df: pd.DataFrame, name: str, max_false_match: float = 0.01) -> dict[str, pd.DataFrame]:
+    """Hit rate (right track) under the product's own thresholds, at the best
+    threshold chosen on the absent clips (at most ``max_false_match`` of them
+    matching), and right track first before any threshold; per length, then
+    per condition and length; and the false-match rates that go with them."""
+    best = best_thresholds(df, max_false_match)
+    pres = df[~df.absent].copy()
+    pres["first"] = pres.found == pres.truth
+    pres["own"] = pres["first"] & pres.matched
+    pres["best"] = pres["first"] & (pres.score > pres.length.map(best))
+    ab = df[df.absent]
+    by_len = pd.DataFrame({
+        "own thresholds": pres.groupby("length").own.mean(),
+        "best threshold (on the absent clips)": pres.groupby("length").best.mean(),
+        "right track first": pres.groupby("length")["first"].mean(),
+        "false matches, own": ab.groupby("length").matched.mean(),
+        "false matches, best": (ab.score > ab.length.map(best)).groupby(ab.length).mean(),
+        "absent clips": ab.groupby("length").size(),
+    }).T
+    cells = {}
+    for (cond, length), g in pres.groupby(["cond", "length"], sort=False):
+        cells.setdefault(cond, {})[length] = f"{g.own.mean():.2f} / {g.best.mean():.2f} / {g['first'].mean():.2f}"
+    by_cond = pd.DataFrame(cells).T
+    hits = pres[pres.own]
+    err = (hits.offset - hits.t0).abs()
+    off = pd.DataFrame({"offset within 0.5 s": (err <= 0.5).groupby(hits.length).mean()}).T
+    if "same_passage" in hits:
+        off.loc["within 0.5 s or at a repeat of the passage"] = ((err <= 0.5) | hits.same_passage).groupby(hits.length).mean()
+    return {f"{name}: hit rate (right track) at <= {max_false_match:.0%} false matches: the price of calibration": by_len,
+            f"{name}: by condition, own thresholds / best threshold / right track first": by_cond,
+            f"{name}: offsets of the hits (own thresholds)": off}
+
+
 def print_tables(tables: dict[str, pd.DataFrame]) -> None:
     for title, t in tables.items():
         print(f"\n### {title}\n")
@@ -445,18 +559,6 @@ def sweep_search_k(index: I.Index, model, queries: list[Query], values: list[int
 # --------------------------------------------------------------------------
 # Peer: audfprint
 # --------------------------------------------------------------------------
-
-
-AUDFPRINT_SHIM = """# Runs audfprint from {peer} on WAV files without ffmpeg, under numpy 2.
-import sys
-import numpy as np
-np.asfarray = lambda a, dtype=float: np.asarray(a, dtype=dtype)
-sys.path.insert(0, {peer!r})
-import audio_read
-audio_read.HAVE_FFMPEG = False
-import audfprint
-audfprint.main(sys.argv)
-"""
 
 
 def run_audfprint(peer_dir: Path, work: Path, tracks: list[Track], queries: list[Query], wave_cache: Path | None) -> pd.DataFrame:
@@ -522,16 +624,6 @@ def run_audfprint(peer_dir: Path, work: Path, tracks: list[Track], queries: list
     return pd.DataFrame(rows)
 
 
-def ensure_audfprint(peers: Path) -> Path:
-    target = peers / "audfprint"
-    if (target / "audfprint.py").exists():
-        return target
-    raise SystemExit(
-        f"audfprint is not at {target}: fetch github:dpwe/audfprint with the search tool's fetch verb, then\n"
-        f"  git clone <returned mirror path> {target}\n(see benchmarks/README.md)"
-    )
-
-
 # --------------------------------------------------------------------------
 
 
@@ -545,10 +637,18 @@ def main(argv: list[str] | None = None) -> int:
                     help="scratch folder for data homes and clips, reused by later runs "
                     "(default: benchmarks/work/identify)")
     ap.add_argument("--wave-cache", default=None, metavar="DIR",
-                    help="decoded 8 kHz .npy by content hash, used when given and present (default: decode)")
+                    help="folder of decoded 8 kHz .npy by content hash: read when present, written "
+                    "otherwise, so reruns decode nothing (default: decode every run)")
     ap.add_argument("--quick", action="store_true",
                     help="the quick tier of `make bench`: 40 tracks, 10 clips of 3 conditions at 2 and 5 s, "
                     "100 absent clips (options given explicitly still apply)")
+    ap.add_argument("--unseen", metavar="ROLES", default=None,
+                    help="benchmark like a user: the catalogue and absent music of this roles file "
+                    "(scripts/split_dev_corpus.py), none of it trained on")
+    ap.add_argument("--calibration", choices=["self", "leave-one-out"], default="self",
+                    help="thresholds: self (what `audiosim index` does: the model's background bank, else "
+                    "leave-one-track-out) or leave-one-out (default: %(default)s)")
+    ap.add_argument("--rebuild", action="store_true", help="rebuild the index even if the work folder has one")
     ap.add_argument("--tracks", type=int, default=0, help="subsample the catalogue to N tracks (0: all)")
     ap.add_argument("--queries", type=int, default=50, help="clips per condition and length")
     ap.add_argument("--absent-queries", type=int, default=300, help="absent-music clips per length")
@@ -564,7 +664,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tables-from", metavar="CSV", help="only print the tables of a CSV written by --save")
     args = ap.parse_args(argv)
     if args.tables_from:
-        print_tables(summarise(pd.read_csv(args.tables_from), "audiosim"))
+        df = pd.read_csv(args.tables_from)
+        print_tables({**calibration_price(df, "audiosim"), **summarise(df, "audiosim")})
         return 0
     if args.corpus is None:
         ap.error("needs --corpus LIST; make one with ../shared/corpus/dev-corpus.sh > LIST")
@@ -582,21 +683,39 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     model_path = Path(args.model)
     split = Path(args.split) if args.split else model_path.with_name(model_path.stem + ".split.json")
-    wave_cache = Path(args.wave_cache) if args.wave_cache and Path(args.wave_cache).is_dir() else None
+    wave_cache = Path(args.wave_cache) if args.wave_cache else None
+    if wave_cache is not None:
+        wave_cache.mkdir(parents=True, exist_ok=True)
     model = load_encoder(model_path)
     card = model.identity.card
     print(f"# identify benchmark\n\nmodel {model_path} digest {model.identity.digest} step {card.get('step')}; "
           f"torch threads {args.threads}; seed {args.seed}")
 
-    tracks = choose_tracks(Path(args.corpus), split, work, args.tracks, args.seed)
+    if args.unseen:
+        tracks = unseen_tracks(Path(args.corpus), Path(args.unseen), work, args.tracks, args.seed)
+    else:
+        tracks = choose_tracks(Path(args.corpus), split, work, args.tracks, args.seed)
     roles = pd.Series([t.role for t in tracks]).value_counts().to_dict()
     print(f"tracks: {roles} (catalogue = train + held; queries from held; absent music from absent)")
     home = make_home(tracks, work, wave_cache, model.features)
 
     t0 = time.perf_counter()
+    calibrator = self_calibrate if args.calibration == "self" else calibrate_leave_one_out
     with Progress() as progress:
-        res = IB.update(home, model_path, calibrate=partial(calibrate_leave_one_out, progress=progress),
-                        progress=progress)
+        res = IB.update(home, model_path, calibrate=partial(calibrator, progress=progress), progress=progress,
+                        rebuild=args.rebuild)
+        bank = load_bank(model)
+        want = "background" if args.calibration == "self" and bank is not None and \
+            bank.fits(model, I.Manifest.load(home.index_dir).config) is None else "leave-one-track-out"
+        have = I.Manifest.load(home.index_dir).calibration
+        if not res.calibrated and (have is None or have.method != want):
+            c0 = time.perf_counter()  # an index kept from an earlier run: calibrate it the requested way
+            idx0 = I.Index.open(home)
+            try:
+                IB.store_calibration(home, calibrator(idx0, model, progress=progress))
+            finally:
+                idx0.close()
+            res.calibrate_seconds = time.perf_counter() - c0
     log(f"index: {res.action} in {time.perf_counter() - t0:.0f} s")
     matcher = Matcher(home, model)
     idx = matcher.index
@@ -638,7 +757,9 @@ def main(argv: list[str] | None = None) -> int:
     df = mark_repeats(df, load_wave, model.features)
     if args.save:
         df.drop(columns=[]).to_csv(args.save, index=False)
-    tables = summarise(df, "audiosim")
+    print(f"\nindex build {res.embed_seconds:.0f} s embedding, {res.build_seconds:.0f} s Annoy, "
+          f"{res.calibrate_seconds:.0f} s calibration")
+    tables = {**calibration_price(df, "audiosim"), **summarise(df, "audiosim")}
     print_tables(tables)
     if args.peer == "audfprint":
         peer = ensure_audfprint(Path(args.peers_dir))

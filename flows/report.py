@@ -99,7 +99,7 @@ def report_flow(
     n_additions : int
         Number of suggested additions.
     model : str, optional
-        Song-similarity model (default ``models/similarity.pt``).
+        Song-model weights (default: the shipped MSD musicnn weights, ``models/musicnn/msd_musicnn.pt``).
     allow : list of str, optional
         Folders whose files the playlist may name beyond the catalogue
         (default: the playlist's own folder). Anything else is listed in the

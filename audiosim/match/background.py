@@ -274,6 +274,22 @@ def make_bank(
 # --------------------------------------------------------------------------
 
 
+def spread_clips(bank: BackgroundBank, n: int) -> list[int]:
+    """About ``n`` of the bank's clips: both clips of evenly spaced excerpts (all when ``n`` covers the bank).
+
+    >>> b = BackgroundBank(*[np.zeros(0)] * 3, np.repeat(np.arange(5), 2), np.tile([False, True], 5),
+    ...                    np.zeros(5, np.int32), np.array(["h"]))
+    >>> spread_clips(b, 4)
+    [0, 1, 8, 9]
+    """
+    excerpts = np.unique(bank.clip_excerpt)
+    if n >= bank.n_clips:
+        return list(range(bank.n_clips))
+    per = bank.n_clips / max(len(excerpts), 1)
+    keep = set(excerpts[np.linspace(0, len(excerpts) - 1, max(1, int(round(n / per)))).round().astype(int)].tolist())
+    return [c for c in range(bank.n_clips) if int(bank.clip_excerpt[c]) in keep]
+
+
 def calibrate_background(
     index: Index,
     model: Encoder,
@@ -281,6 +297,7 @@ def calibrate_background(
     seconds: Sequence[float] | None = None,
     max_false_match: float | None = None,
     min_found_similarity: float = 0.8,
+    clips: int | None = None,
     batch_clips: int = 64,
     progress: Callable[[str, dict], None] | None = None,
 ) -> Calibration | None:
@@ -300,6 +317,9 @@ def calibrate_background(
     min_found_similarity : float
         A clean clip that matches with at least this mean aligned similarity
         per segment holds catalogue music: its excerpt is left out.
+    clips : int, optional
+        Bank clips to score (default ``index.config.background_clips``): the
+        clean and degraded clips of evenly spaced excerpts (:func:`spread_clips`).
     batch_clips : int
         Clips searched together (one search call each batch).
     progress : callable, optional
@@ -327,7 +347,7 @@ def calibrate_background(
     held = set(index.live_tracks().values())
     skip_tracks = {i for i, h in enumerate(bank.track_hashes) if str(h) in held}
     rows = bank.clip_rows()
-    todo = [c for c in range(bank.n_clips)
+    todo = [c for c in spread_clips(bank, cfg.background_clips if clips is None else int(clips))
             if len(rows[c]) and int(bank.excerpt_track[bank.clip_excerpt[c]]) not in skip_tracks]
     best: dict[int, list] = {}
     for b0 in range(0, len(todo), batch_clips):

@@ -95,9 +95,9 @@ def load_similarity_model(path: str | Path | None = None, cfg: SimilarityConfig 
     Parameters
     ----------
     path : str or Path, optional
-        Only the shipped musicnn weights are accepted (the trained encoder
-        ``models/similarity.pt`` of earlier versions is gone); given, it must
-        be the weights file of ``cfg.model``.
+        Only the shipped musicnn weights are accepted (no trained song
+        model ships: ``benchmarks/README.md`` says why); given, it must be
+        the weights file of ``cfg.model``.
 
     Raises
     ------

@@ -142,8 +142,17 @@ class _FrontEndBlock(nn.Module):
         self.time_pad = (frames // 2, frames - frames // 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.pad(x, (0, 0, *self.time_pad))
-        return self.norm(F.relu(self.conv(x))).amax(dim=3)
+        y = self.conv(F.pad(x, (0, 0, *self.time_pad)))
+        if self.training:
+            return self.norm(F.relu(y)).amax(dim=3)
+        # In eval mode batch norm is ``a * v + b`` per channel and ReLU is monotonic, so the max over
+        # frequency commutes with both (through the min where ``a < 0``): reduce the large map first,
+        # then apply them to (batch, channels, frames) only. Same values, a third less work.
+        a = self.norm.weight / torch.sqrt(self.norm.running_var + self.norm.eps)
+        b = self.norm.bias - self.norm.running_mean * a
+        lo, hi = torch.aminmax(y, dim=3)
+        peak = torch.where(a[:, None] >= 0, hi, lo)
+        return F.relu(peak) * a[:, None] + b[:, None]
 
 
 class _MidEndBlock(nn.Module):

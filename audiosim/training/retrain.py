@@ -38,7 +38,6 @@ from audiosim.training.data import catalogue_track_refs, load_audio_set, split_t
 from audiosim.training.validate import build_validation, validate, validation_score
 
 
-
 def candidate_path(models_dir: str | Path, today: _dt.date | None = None) -> Path:
     """``<models_dir>/candidates/fingerprint-<ISO year>-W<week>.pt``.
 

@@ -134,3 +134,21 @@ def test_midlevel_features_interleave_max_and_mean_of_each_channel(port_outputs)
 def test_patches_of_the_wrong_band_count_are_refused():
     with pytest.raises(ValueError, match="96"):
         load_musicnn("msd")(torch.zeros(1, PATCH_FRAMES, 128))
+
+
+def test_front_end_reduces_before_its_batch_norm_in_eval_mode_with_the_same_values():
+    from audiosim.similarity.musicnn import _FrontEndBlock
+
+    torch.manual_seed(0)
+    block = _FrontEndBlock(6, (7, 5))
+    with torch.no_grad():  # some channels with a negative scale: the max becomes the min there
+        block.norm.weight.copy_(torch.tensor([1.5, -0.7, 0.2, -2.0, 0.0, 1.0]))
+        block.norm.bias.copy_(torch.randn(6))
+        block.norm.running_mean.copy_(torch.randn(6))
+        block.norm.running_var.copy_(torch.rand(6) + 0.1)
+    x = torch.randn(3, 1, 20, 12)
+    block.eval()
+    fast = block(x)
+    slow = block.norm(torch.relu(block.conv(torch.nn.functional.pad(x, (0, 0, *block.time_pad))))).amax(dim=3)
+    assert fast.shape == (3, 6, 20)
+    torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-5)

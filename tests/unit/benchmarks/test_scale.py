@@ -1,0 +1,41 @@
+"""benchmarks/scale.py: choosing the tracks, the distractors' speed shift, reading smaps_rollup."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from benchmarks.scale import select, smaps_rollup, speed_shift
+
+
+def test_a_faster_copy_is_shorter_and_its_tone_higher() -> None:
+    sr = 8000
+    t = np.arange(sr * 2) / sr
+    tone = np.sin(2 * np.pi * 440 * t).astype(np.float32)
+    fast = speed_shift(tone, 1.10)
+    assert abs(len(fast) - len(tone) / 1.10) <= 1
+    spectrum = np.abs(np.fft.rfft(fast))
+    peak = np.argmax(spectrum) * sr / len(fast)
+    assert abs(peak - 440 * 1.10) < 5
+
+
+def test_base_absent_and_sources_never_share_a_track(tmp_path: Path) -> None:
+    paths = []
+    for i in range(8):
+        p = tmp_path / f"t{i}.wav"
+        sf.write(p, np.zeros(8000 * (20 + i), np.float32), 8000)
+        paths.append(str(p))
+    sel = select(paths + [str(tmp_path / "missing.wav")], base_hours=50 / 3600, absent_tracks=2, seed=1)
+    assert sum(sel.durations[p] for p in sel.base) >= 50
+    assert len(sel.absent) == 2
+    parts = [set(sel.base), set(sel.absent), set(sel.sources)]
+    assert set().union(*parts) == set(paths)
+    assert sum(len(s) for s in parts) == len(paths)
+
+
+def test_smaps_rollup_reads_resident_memory_in_bytes() -> None:
+    fields = smaps_rollup()
+    assert fields["Rss"] > 0 and fields["Rss"] % 1024 == 0
+    assert fields["Anonymous"] <= fields["Rss"]
