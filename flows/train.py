@@ -25,6 +25,8 @@ def train_flow(
     out: str = "models/fingerprint.pt",
     steps: int = TrainConfig().steps,
     noise: Sequence[str] = (),
+    speech: Sequence[str] = (),
+    val_speech: Sequence[str] = (),
     resume: bool = True,
     progress: bool = False,
 ) -> dict:
@@ -40,13 +42,16 @@ def train_flow(
         Training steps (batches).
     noise : list of str
         Environmental recordings mixed into positives as background noise.
+    speech, val_speech : list of str
+        Voices for babble in training, and other voices for the
+        validation's babble conditions.
     resume : bool
         Continue from ``<out>.last.pt`` when it exists.
     """
     h = DataHome.resolve(home)
     tracks = catalogue_track_refs(h)
     card = train_from_tracks(
-        tracks, Path(out), h.cache_dir, noise_paths=noise,
+        tracks, Path(out), h.cache_dir, noise_paths=noise, speech_paths=speech, val_speech_paths=val_speech,
         cfg=TrainConfig(steps=steps), resume=resume, progress=progress,
     )
     create_table_artifact(key="train-validation", table=card.get("history", []),

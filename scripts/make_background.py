@@ -35,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", type=Path, default=Path("models/fingerprint.pt"))
     ap.add_argument("--roles", type=Path, help="roles file: the tracks of its 'bank' role make the bank")
     ap.add_argument("paths", nargs="*", type=Path, help="audio files, folders or lists (instead of --roles)")
-    ap.add_argument("--excerpts", type=int, default=600, help="excerpts (each gives a clean and a degraded clip)")
+    ap.add_argument("--excerpts", type=int, default=300,
+                    help="excerpts (each gives a clean and a degraded clip; default %(default)s, the clips "
+                    "IndexConfig.background_clips scores)")
     ap.add_argument("--seconds", type=float, default=10.0, help="clip length: the longest calibrated length")
     ap.add_argument("--noise", nargs="*", type=Path, default=[], help="recorded noise for the degraded clips")
     ap.add_argument("--speech", nargs="*", type=Path, default=[], help="voices for babble in the degraded clips")

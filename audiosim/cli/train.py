@@ -62,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"no catalogue in {home.root}: run `audiosim ingest` or give PATH...") from None
     if len(tracks) < 2:
         raise UsageError(f"need at least 2 tracks to train, found {len(tracks)}")
-    noise, speech, val_speech = ([str(p) for p in discover(a)] if a else [] for a in (args.noise, args.speech, args.val_speech))
+    noise, speech, val_speech = ([str(p) for p in discover(a)] if a else []
+                                 for a in (args.noise, args.speech, args.val_speech))
     split = None
     if args.split:
         try:

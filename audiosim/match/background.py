@@ -193,7 +193,7 @@ def _excerpt_starts(wave: np.ndarray, n: int, size: int, silence_db: float, rng:
 def make_bank(
     model: Encoder,
     paths: Sequence[str | Path],
-    excerpts: int = 600,
+    excerpts: int = 300,
     seconds: float = 10.0,
     config: IndexConfig = IndexConfig(),
     seed: int = 0,
@@ -363,9 +363,10 @@ def calibrate_background(
             best[c] = prefix_scores(index, [run], clip_seconds, lengths, f, hop)
         if progress:
             progress("calibrate-clips", {"done": min(b0 + batch_clips, len(todo)), "total": len(todo)})
+    in_longest = F.n_frames(int(round(lengths[-1] * f.sample_rate)), f)
     found = {int(bank.clip_excerpt[c]) for c, res in best.items()
              if not bank.clip_degraded[c] and res[-1] is not None
-             and res[-1].score >= min_found_similarity * len(rows[c])}
+             and res[-1].score >= min_found_similarity * np.sum(bank.starts[rows[c]] + f.segment_frames <= in_longest)}
     scores = [[None if r is None else r.score for r in res] for c, res in best.items()
               if int(bank.clip_excerpt[c]) not in found]
     if progress and (found or skip_tracks):

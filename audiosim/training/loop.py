@@ -238,8 +238,10 @@ def train_encoder(
 
     A running checkpoint ``<out>.last.pt`` (model, optimiser, step, RNG,
     history) is written every ``cfg.checkpoint_every`` steps; with ``resume``
-    a rerun continues from it. The best validation score (mean of the
-    ``mixed-1s`` and ``mixed-5s`` hit rates) is saved at ``out`` with a card.
+    a rerun continues from it. The model with the best validation score
+    (:func:`~audiosim.training.validate.validation_score`: the mean of the
+    ``mixed`` and, when validated with speech, babble hit rates) is saved
+    at ``out`` with a card.
 
     Returns
     -------

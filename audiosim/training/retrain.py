@@ -9,8 +9,8 @@ week, :func:`candidate_path`), then uses this module to decide:
    track-level split, which the candidate never trained on); without
    held-out tracks it falls back to the scores in the models' cards;
 2. :func:`is_better` compares the scores (a model's score is
-   :func:`~audiosim.training.validate.validation_score`, the mean of its ``mixed-1s`` and ``mixed-5s``
-   hit rates);
+   :func:`~audiosim.training.validate.validation_score`, the mean of its
+   ``mixed`` and babble hit rates);
 3. :func:`promote_model` atomically replaces the current model file (card
    first, checkpoint last) with the candidate.
 
@@ -148,7 +148,7 @@ def decision_markdown(d: dict[str, Any]) -> str:
     return "\n".join([
         "# Retrain", "", f"Candidate `{d['candidate']}` vs current `{d['current']}`; {d['method']}.", "",
         "| | candidate | current |", "|---|---:|---:|",
-        f"| score (mean of mixed-1s, mixed-5s) | {fmt(d['candidate_score'])} | {fmt(d['current_score'])} |",
+        f"| score (mean of the mixed and babble hit rates) | {fmt(d['candidate_score'])} | {fmt(d['current_score'])} |",
         f"| score in the model card | {fmt(d['candidate_card_score'])} | {fmt(d['current_card_score'])} |",
         "", verdict, "",
     ])
