@@ -32,7 +32,7 @@ from audiosim.training.data import load_noise_bank
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", type=Path, default=Path("models/fingerprint.pt"))
+    ap.add_argument("--model", type=Path, default=Path("models/fingerprint.pt"), help="the model (default: %(default)s)")
     ap.add_argument("--roles", type=Path, help="roles file: the tracks of its 'bank' role make the bank")
     ap.add_argument("paths", nargs="*", type=Path, help="audio files, folders or lists (instead of --roles)")
     ap.add_argument("--excerpts", type=int, default=300,
@@ -48,7 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.roles:
         paths = [r["path"] for r in json.loads(args.roles.read_text())["bank"]]
     else:
-        paths = [str(p) for p in discover(args.paths)]
+        try:
+            paths = [str(p) for p in discover(args.paths)]
+        except FileNotFoundError as e:
+            ap.error(str(e))
     if not paths:
         ap.error("no bank tracks: give --roles or PATH...")
     model = load_encoder(args.model)
@@ -56,8 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     noise = load_noise_bank([str(p) for p in discover(args.noise)], sr) if args.noise else None
     speech = load_noise_bank([str(p) for p in discover(args.speech)], sr) if args.speech else None
     t0 = time.perf_counter()
-    with Progress() as progress:
-        bank = make_bank(model, paths, args.excerpts, args.seconds, IndexConfig(), args.seed, noise, speech, progress)
+    try:
+        with Progress() as progress:
+            bank = make_bank(model, paths, args.excerpts, args.seconds, IndexConfig(), args.seed, noise, speech,
+                             progress)
+    except ValueError as e:
+        ap.error(str(e))
     out = args.out or bank_path(model)
     bank.save(out)
     print(f"{out}: {bank.n_clips} clips of {len(bank.track_hashes)} tracks, {len(bank.vectors)} segments, "

@@ -315,10 +315,8 @@ def train_from_tracks(
     used = {t.content_hash for t in (*train, *val)}
     held_out = [t for t in tracks if t.content_hash not in used]
     if not train or not val:
-        raise ValueError(
-            f"need tracks on both sides of the split: {len(train)} train, {len(val)} validation "
-            f"(val_fraction={cfg.val_fraction}); ingest more tracks"
-        )
+        how = "in the split file given" if split is not None else f"(val_fraction={cfg.val_fraction}); ingest more tracks"
+        raise ValueError(f"need tracks on both sides of the split: {len(train)} train, {len(val)} validation {how}")
     log(f"{len(train)} training tracks, {len(val)} validation tracks")
     cache = cache_dir / f"wave-{features_cfg.sample_rate}"
     train_set = load_audio_set(train, features_cfg, cache, progress=progress)
