@@ -64,6 +64,17 @@ def test_a_bank_file_that_is_not_one_is_refused_naming_it(tmp_path) -> None:
         BackgroundBank.load(pickled)
 
 
+def test_the_shipped_model_ships_a_bank_made_for_it() -> None:
+    from audiosim.fingerprint.model import DEFAULT_FINGERPRINT_MODEL
+    from audiosim.match.background import load_bank
+
+    model = load_encoder(DEFAULT_FINGERPRINT_MODEL)
+    bank = load_bank(model)
+    assert bank is not None and bank.fits(model, IndexConfig()) is None
+    assert bank.n_clips >= IndexConfig().background_clips
+    assert bank.clip_degraded.sum() * 2 == bank.n_clips  # half clean, half degraded
+
+
 def test_a_bank_is_refused_for_another_model_or_query_settings() -> None:
     model = load_encoder(trained_model())
     from audiosim.fingerprint.model import model_digest
