@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"{len(missing)} validation tracks have no readable path in {args.roles} (first: {missing[0].name})")
     fc = FeatureConfig()
     data = load_audio_set(refs, fc, args.cache / f"wave-{fc.sample_rate}", progress=False)
-    speech = load_noise_bank([str(p) for p in discover(args.val_speech)], fc.sample_rate) if args.val_speech else None
+    speech = (load_noise_bank([str(p) for p in discover(args.val_speech)], fc.sample_rate, max_seconds=None)
+              if args.val_speech else None)
     t0 = time.perf_counter()
     val = build_validation(data, fc, AugmentConfig(), n_queries=args.queries, speech_bank=speech)
     print(f"validation: {len(data.names)} tracks, {data.hours:.2f} h, {args.queries} queries per condition "

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     model = load_encoder(args.model)
     sr = model.features.sample_rate
     noise = load_noise_bank([str(p) for p in discover(args.noise)], sr) if args.noise else None
-    speech = load_noise_bank([str(p) for p in discover(args.speech)], sr) if args.speech else None
+    speech = load_noise_bank([str(p) for p in discover(args.speech)], sr, max_seconds=None) if args.speech else None
     t0 = time.perf_counter()
     try:
         with Progress() as progress:

@@ -209,10 +209,13 @@ def load_audio_set(
     )
 
 
-def load_noise_bank(paths: Sequence[str | Path], sample_rate: int, max_seconds: float = 1800.0) -> torch.Tensor:
+def load_noise_bank(
+    paths: Sequence[str | Path], sample_rate: int, max_seconds: float | None = 1800.0
+) -> torch.Tensor:
     """Concatenate recordings (each scaled to unit RMS) for use as background
     noise: environmental sounds, or speech for babble. Unreadable files are
-    skipped."""
+    skipped. Files are read in order until ``max_seconds`` (None: all of
+    them), so a capped bank of several voices holds the first ones only."""
     parts, total = [], 0
     for p in paths:
         try:
@@ -222,7 +225,7 @@ def load_noise_bank(paths: Sequence[str | Path], sample_rate: int, max_seconds: 
         x = x / max(float(np.sqrt((x**2).mean())), 1e-6)
         parts.append(torch.from_numpy(x.astype(np.float32)))
         total += len(x)
-        if total > max_seconds * sample_rate:
+        if max_seconds is not None and total > max_seconds * sample_rate:
             break
     return torch.cat(parts) if parts else torch.zeros(0)
 

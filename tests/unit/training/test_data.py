@@ -109,3 +109,14 @@ def test_negative_mask_excludes_repeats_of_the_same_passage():
     # a shift beyond max_lag is not forgiven
     far = negative_mask(tracks, times, 2.0, segs, max_similarity=0.85, max_lag=2)
     assert far[0, 1]
+
+
+def test_a_speech_bank_can_hold_every_voice(make_wav):
+    from audiosim.training.data import load_noise_bank
+
+    voices = [make_wav(f"v{i}.wav", seconds=3.0, freq=200.0 + 50 * i) for i in range(3)]
+    capped = load_noise_bank(voices, 8000, max_seconds=2.0)
+    every = load_noise_bank(voices, 8000, max_seconds=None)
+    assert capped.numel() == 3 * 8000  # the first voice only: the cap is reached after it
+    assert every.numel() == 9 * 8000
+    assert torch.allclose(every.reshape(3, -1).pow(2).mean(1), torch.ones(3), atol=1e-3)
