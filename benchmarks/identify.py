@@ -38,7 +38,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -50,11 +50,12 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from audiosim.config import FeatureConfig  # noqa: E402
+from audiosim.config import FeatureConfig, IndexConfig  # noqa: E402
 from audiosim.fingerprint.embed import embed_logmel  # noqa: E402
 from audiosim.fingerprint.model import load_encoder  # noqa: E402
 from audiosim.index import reader as I  # noqa: E402
 from audiosim.index import writer as IB  # noqa: E402
+from audiosim.index.manifest import MANIFEST_NAME  # noqa: E402
 from audiosim.match.background import load_bank, self_calibrate  # noqa: E402
 from audiosim.match.calibrate import calibrate_leave_one_out  # noqa: E402
 from audiosim.match.matcher import Matcher  # noqa: E402
@@ -657,6 +658,8 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"comma list; also available: {','.join(EXTRA_CONDITIONS)}".replace("%", "%%"))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
+    ap.add_argument("--query-hop", type=float, default=None, metavar="SECONDS",
+                    help="query hop of the index (default: the index's own, IndexConfig's for a new one)")
     ap.add_argument("--search-k", default="", help="comma list: sweep search_k (recall vs exact, time)")
     ap.add_argument("--peer", choices=["audfprint"], help="also run a peer system on the same clips")
     ap.add_argument("--peers-dir", default=None, help="where peer systems are installed (default: WORK/peers)")
@@ -702,8 +705,13 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     calibrator = self_calibrate if args.calibration == "self" else calibrate_leave_one_out
     with Progress() as progress:
-        res = IB.update(home, model_path, calibrate=partial(calibrator, progress=progress), progress=progress,
-                        rebuild=args.rebuild)
+        config = None
+        if args.query_hop is not None:
+            has_index = (home.index_dir / MANIFEST_NAME).is_file()
+            stored = I.Manifest.load(home.index_dir).config if has_index else IndexConfig()
+            config = replace(stored, query_hop_seconds=args.query_hop)
+        res = IB.update(home, model_path, config=config, calibrate=partial(calibrator, progress=progress),
+                        progress=progress, rebuild=args.rebuild)
         bank = load_bank(model)
         want = "background" if args.calibration == "self" and bank is not None and \
             bank.fits(model, I.Manifest.load(home.index_dir).config) is None else "leave-one-track-out"

@@ -116,11 +116,14 @@ class Encoder(nn.Module):
         return self.config.embedding_dim
 
     def for_inference(self) -> "Encoder":
-        """A copy in eval mode with each BatchNorm folded into its convolution.
+        """A copy in eval mode with each BatchNorm folded into its convolution
+        and the convolutions' weights in channels-last layout.
 
-        Same embeddings (to float rounding), less work per segment. Meant for
-        indexing and lookups only: its state dict has no BatchNorm entries, so
-        do not save or train it.
+        Same embeddings (to float rounding), less work per segment: the small
+        (1, 3) and (3, 1) convolutions run much faster on the CPU in
+        channels-last layout than in PyTorch's default one. Meant for indexing
+        and lookups only: its state dict has no BatchNorm entries, so do not
+        save or train it.
         """
         from torch.nn.utils.fusion import fuse_conv_bn_eval
 
@@ -129,6 +132,7 @@ class Encoder(nn.Module):
             block.time = fuse_conv_bn_eval(block.time, block.bn1)
             block.freq = fuse_conv_bn_eval(block.freq, block.bn2)
             block.bn1, block.bn2 = nn.Identity(), nn.Identity()
+        fast.blocks.to(memory_format=torch.channels_last)
         return fast
 
     def n_parameters(self) -> int:

@@ -97,6 +97,9 @@ class Calibration:
         Pairs of tracks found to hold the same music (not counted as false matches).
     query_speeds : tuple of float
         The speeds clips were tried at (``IndexConfig.query_speeds``).
+    query_hop_seconds : float or None
+        The query hop clips were segmented at (``IndexConfig.query_hop_seconds``;
+        None in calibrations stored before it was recorded).
     generation : int or None
         Manifest generation the thresholds were published in (set by the index writer).
     index_tracks : int or None
@@ -118,6 +121,7 @@ class Calibration:
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     shared: list[tuple[int, int]] = field(default_factory=list)
     query_speeds: tuple[float, ...] = (1.0,)
+    query_hop_seconds: float | None = None
     generation: int | None = None
     index_tracks: int | None = None
     added_since: int | None = None
@@ -127,14 +131,18 @@ class Calibration:
         """Whether these thresholds are for the clip score this audiosim computes.
 
         Thresholds calibrated for another score (e.g. ``vote-score``, before
-        verification) mean nothing for this one, and trying clips at more
-        speeds raises the scores of absent music: with ``config``, its
-        ``query_speeds`` must be the calibration's too. ``audiosim index``
-        redoes a calibration that is not current.
+        verification) mean nothing for this one; trying clips at more
+        speeds raises the scores of absent music, and another query hop
+        scores a clip on another number of segments: with ``config``, its
+        ``query_speeds`` and ``query_hop_seconds`` must be the calibration's
+        too. ``audiosim index`` redoes a calibration that is not current.
         """
         if self.stored is not None or self.statistic != STATISTIC:
             return False
-        return config is None or speed_set(self.query_speeds) == speed_set(config.query_speeds)
+        if config is None:
+            return True
+        same_hop = self.query_hop_seconds is None or self.query_hop_seconds == config.query_hop_seconds
+        return same_hop and speed_set(self.query_speeds) == speed_set(config.query_speeds)
 
     def threshold(self, n_segments: int, max_false_match: float | None = None) -> float:
         """Threshold for a clip of ``n_segments`` audible segments.
@@ -178,6 +186,7 @@ class Calibration:
                 "created": self.created,
                 "shared_content": [list(p) for p in self.shared],
                 "query_speeds": list(self.query_speeds),
+                **({} if self.query_hop_seconds is None else {"query_hop_seconds": self.query_hop_seconds}),
                 "bins": [
                     {
                         "seconds": b.seconds,
@@ -209,7 +218,8 @@ class Calibration:
         return cls(d["method"], float(d["max_false_match"]), bins, statistic, int(d.get("tracks", 0)),
                    d.get("conditions", ""), d.get("model_digest", ""), d.get("created", ""),
                    [(int(a), int(b)) for a, b in d.get("shared_content", [])],
-                   tuple(float(x) for x in d.get("query_speeds", [1.0])), **marks)
+                   tuple(float(x) for x in d.get("query_speeds", [1.0])),
+                   None if d.get("query_hop_seconds") is None else float(d["query_hop_seconds"]), **marks)
 
 
 class Calibrator(Protocol):

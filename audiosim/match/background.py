@@ -104,10 +104,19 @@ class BackgroundBank:
     def n_clips(self) -> int:
         return len(self.clip_excerpt)
 
-    def clip_rows(self) -> list[np.ndarray]:
-        """Per clip, the rows of its segments."""
+    def clip_rows(self, hop: int | None = None) -> list[np.ndarray]:
+        """Per clip, the rows of its segments; with ``hop`` (frames, a
+        multiple of the bank's), only those a query at that hop would have."""
         bounds = np.searchsorted(self.clip, np.arange(self.n_clips + 1))
-        return [np.arange(bounds[i], bounds[i + 1]) for i in range(self.n_clips)]
+        rows = [np.arange(bounds[i], bounds[i + 1]) for i in range(self.n_clips)]
+        if hop is None or hop == self.hop_frames:
+            return rows
+        return [r[self.starts[r] % hop == 0] for r in rows]
+
+    @property
+    def hop_frames(self) -> int:
+        """Frames between the bank's query segments."""
+        return int(self.meta.get("query_hop_frames", -1))
 
     def unit_vectors(self, rows: np.ndarray) -> np.ndarray:
         """The float32 unit vectors of ``rows``."""
@@ -119,8 +128,10 @@ class BackgroundBank:
         (None when it can)."""
         if self.meta.get("model_digest") != model_digest(model):
             return "it was made with another model"
-        if int(self.meta.get("query_hop_frames", -1)) != query_hop_frames(config, model):
-            return "it was made for another query hop"
+        hop = query_hop_frames(config, model)
+        if self.hop_frames <= 0 or hop % self.hop_frames:
+            return (f"it was made for a query hop of {self.hop_frames} frames, which does not divide "
+                    f"this index's {hop}")
         if speed_set(self.meta.get("query_speeds", [1.0])) != speed_set(config.query_speeds):
             return "it was made for other query speeds"
         return None
@@ -346,7 +357,7 @@ def calibrate_background(
     clip_seconds = float(bank.meta["seconds"])
     held = set(index.live_tracks().values())
     skip_tracks = {i for i, h in enumerate(bank.track_hashes) if str(h) in held}
-    rows = bank.clip_rows()
+    rows = bank.clip_rows(hop)
     todo = [c for c in spread_clips(bank, cfg.background_clips if clips is None else int(clips))
             if len(rows[c]) and int(bank.excerpt_track[bank.clip_excerpt[c]]) not in skip_tracks]
     best: dict[int, list] = {}
@@ -378,6 +389,7 @@ def calibrate_background(
         "background", cfg.max_false_match if max_false_match is None else float(max_false_match), bins,
         tracks=len(bank.track_hashes) - len(skip_tracks), conditions=str(bank.meta.get("conditions", "")),
         model_digest=model_digest(model), query_speeds=speed_set(cfg.query_speeds),
+        query_hop_seconds=cfg.query_hop_seconds,
     )
 
 

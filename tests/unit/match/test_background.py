@@ -87,6 +87,17 @@ def test_a_bank_is_refused_for_another_model_or_query_settings() -> None:
     assert "speeds" in tiny_bank(model_digest(model), hop).fits(model, IndexConfig(query_speeds=(1.0, 1.05)))
 
 
+def test_a_bank_serves_every_query_hop_its_own_divides() -> None:
+    model = load_encoder(trained_model())
+    from audiosim.fingerprint.model import model_digest
+
+    fps = model.features.frames_per_second
+    bank = tiny_bank(model_digest(model), 13)  # segments at frames 0, 13, 26 of each clip
+    assert bank.fits(model, IndexConfig(query_hop_seconds=26 / fps)) is None
+    assert [list(r) for r in bank.clip_rows(26)] == [[0, 2], [3, 5]]  # what a query at that hop has
+    assert "does not divide" in bank.fits(model, IndexConfig(query_hop_seconds=20 / fps))
+
+
 # --------------------------------------------------------------------------
 # On the songbook
 # --------------------------------------------------------------------------
@@ -125,6 +136,23 @@ def clips(paths: list[Path], starts=(2.0, 9.0, 16.0, 23.0), seconds: float = 3.0
         x = audio.load(p, SR)
         out += [x[int(s * SR) : int((s + seconds) * SR)] for s in starts]
     return out
+
+
+@pytest.mark.slow
+def test_a_bank_at_a_coarser_hop_is_the_finer_banks_subset(songs, bank) -> None:
+    model_path, _ = bank
+    model = load_encoder(model_path)
+    from audiosim.match.scoring import query_hop_frames
+
+    fine = IndexConfig()
+    hop = query_hop_frames(fine, model)
+    coarse = dataclasses.replace(fine, query_hop_seconds=2 * hop / model.features.frames_per_second)
+    a = make_bank(model, songs[10:12], excerpts=4, seed=2, config=fine)
+    b = make_bank(model, songs[10:12], excerpts=4, seed=2, config=coarse)
+    rows = np.concatenate(a.clip_rows(2 * hop))
+    assert len(rows) == len(b.vectors) < len(a.vectors)
+    assert np.array_equal(a.starts[rows], b.starts) and np.array_equal(a.clip[rows], b.clip)
+    assert np.abs(a.vectors[rows].astype(int) - b.vectors).max() <= 1  # int8 rounding of the same embeddings
 
 
 @pytest.mark.slow
