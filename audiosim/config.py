@@ -13,7 +13,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 T = TypeVar("T", bound="_Config")
 
@@ -209,15 +209,23 @@ class IndexConfig(_Config):
     """How tracks are cut into indexed segments and searched."""
 
     index_hop_seconds: float = 0.5
-    query_hop_seconds: float = 0.1
+    query_hop_seconds: float = 0.28
+    """Seconds between a clip's query segments (rounded to whole frames: 18,
+    so a 5 s clip is scored on 15 overlapping 1 s segments). Finer hops
+    cost a lookup proportionally more embedding and searching and, with
+    the index's 0.5 s hop, found no more tracks (``benchmarks/README.md``).
+    An index keeps the hop it was created with; the shipped background
+    bank serves any multiple of its own 6 frames."""
     metric: str = "angular"
     n_trees: int = 5
     """Annoy trees per shard: more trees cost index bytes per item and buy
     recall; at a fixed ``search_k`` the gain of more than 5 is small."""
-    search_k: int = 3000
+    search_k: int = 2000
     """Annoy nodes inspected per query segment and shard: recall of the true
     nearest neighbours against time per query (Annoy's own default,
-    ``n_trees * k``, misses most neighbours of degraded segments)."""
+    ``n_trees * k``, misses most neighbours of degraded segments; the
+    verification re-scores the tracks voting proposed, so the last points
+    of recall buy little)."""
     neighbours: int = 10
     verify_candidates: int = 10
     """Vote candidates (best offset of each track) re-scored by aligned
@@ -267,6 +275,17 @@ class IndexConfig(_Config):
     small catalogue is recalibrated at every addition); 0 recalibrates at
     every addition. Thresholds track the score distribution of absent music,
     which a few more tracks barely move."""
+
+    SCORING: ClassVar[tuple[str, ...]] = ("query_hop_seconds", "search_k", "neighbours", "verify_candidates", "verify_window",
+               "hub_limit", "hub_ratio")
+    """The fields that change a clip's score (not its decision): thresholds
+    calibrated under other values of them do not hold. ``query_speeds`` is
+    kept apart (:class:`~audiosim.index.thresholds.Calibration` records it
+    on its own)."""
+
+    def scoring(self) -> dict[str, Any]:
+        """The values of :attr:`SCORING`, as a calibration records them."""
+        return {name: getattr(self, name) for name in self.SCORING}
 
 
 def default_home() -> Path:

@@ -38,7 +38,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -628,6 +628,17 @@ def run_audfprint(peer_dir: Path, work: Path, tracks: list[Track], queries: list
 # --------------------------------------------------------------------------
 
 
+def settings(pairs: list[str]) -> dict:
+    """``FIELD=JSON`` pairs as a dict (``--set``), e.g. ``["search_k=1000"]`` -> ``{"search_k": 1000}``."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--set {pair!r}: expected FIELD=VALUE, e.g. search_k=1000")
+        out[key.strip()] = json.loads(value)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=str(ROOT / "models" / "fingerprint.pt"))
@@ -658,8 +669,9 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"comma list; also available: {','.join(EXTRA_CONDITIONS)}".replace("%", "%%"))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
-    ap.add_argument("--query-hop", type=float, default=None, metavar="SECONDS",
-                    help="query hop of the index (default: the index's own, IndexConfig's for a new one)")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=JSON",
+                    help="an IndexConfig field for the index and its calibration, e.g. query_hop_seconds=0.19 "
+                    "or search_k=1000 (repeatable; default: the index's own, IndexConfig's for a new one)")
     ap.add_argument("--search-k", default="", help="comma list: sweep search_k (recall vs exact, time)")
     ap.add_argument("--peer", choices=["audfprint"], help="also run a peer system on the same clips")
     ap.add_argument("--peers-dir", default=None, help="where peer systems are installed (default: WORK/peers)")
@@ -706,10 +718,10 @@ def main(argv: list[str] | None = None) -> int:
     calibrator = self_calibrate if args.calibration == "self" else calibrate_leave_one_out
     with Progress() as progress:
         config = None
-        if args.query_hop is not None:
+        if args.set:
             has_index = (home.index_dir / MANIFEST_NAME).is_file()
             stored = I.Manifest.load(home.index_dir).config if has_index else IndexConfig()
-            config = replace(stored, query_hop_seconds=args.query_hop)
+            config = IndexConfig.from_dict({**stored.to_dict(), **settings(args.set)})
         res = IB.update(home, model_path, config=config, calibrate=partial(calibrator, progress=progress),
                         progress=progress, rebuild=args.rebuild)
         bank = load_bank(model)

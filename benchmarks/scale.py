@@ -8,8 +8,8 @@ Usage::
 1. A base catalogue (``--base-hours`` of corpus tracks, drawn at random) is
    ingested (:func:`audiosim.ingest.ingest.ingest_many`) and indexed with
    calibrated thresholds (:func:`audiosim.index.writer.update` with
-   :func:`audiosim.match.calibrate.calibrate_leave_one_out`), as
-   ``audiosim index`` does.
+   :func:`audiosim.match.background.self_calibrate`: the model's background
+   bank, else leave-one-track-out), as ``audiosim index`` does.
 2. The catalogue then grows to each of ``--sizes`` times the base's hours
    with distractors: speed-shifted copies (pitch and tempo together, as a
    tape played fast or slow; factors ``--speeds``, 0.90-0.94 and 1.06-1.10
@@ -21,8 +21,8 @@ Usage::
    feature store and catalogued (as ``ok`` tracks whose path names the
    source and factor but does not exist), then indexed by the same
    :func:`~audiosim.index.writer.update`, which adds a shard per growth step
-   and recalibrates (on the base tracks, whose files exist, against the
-   whole grown index), unless ``--keep-thresholds`` keeps the base's.
+   and recalibrates against the whole grown index, unless
+   ``--keep-thresholds`` keeps the base's.
 3. At each size a fresh process (``--measure``, so that nothing else this
    one holds is counted) opens a :class:`audiosim.match.matcher.Matcher`
    and answers the standard clips, one thread: ``--clips`` clips per
@@ -289,10 +289,10 @@ def measure(home: Path, clips_file: Path, truth_ids: list[int], threads: int) ->
 def build(home: Path, model: Path | None, calibrate: bool = True) -> dict:
     """Update the index (embed what is new; recalibrate when due, unless ``calibrate`` is False) and time it."""
     from audiosim.index.writer import update
-    from audiosim.match.calibrate import calibrate_leave_one_out
+    from audiosim.match.background import self_calibrate
 
     t0, c0 = time.perf_counter(), cpu_seconds()
-    r = update(home, model=model, calibrate=calibrate_leave_one_out if calibrate else None)
+    r = update(home, model=model, calibrate=self_calibrate if calibrate else None)
     return {"embed": r.embed_seconds, "annoy": r.build_seconds, "calibrate": r.calibrate_seconds,
             "total": time.perf_counter() - t0, "cpu": cpu_seconds() - c0, "items": r.items,
             "calibrated": r.calibrated}

@@ -51,8 +51,8 @@ class _Block(nn.Module):
         self.bn2 = nn.BatchNorm2d(c_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.bn1(self.time(x)))
-        return F.relu(self.bn2(self.freq(x)))
+        x = F.relu(self.bn1(self.time(x)), inplace=True)
+        return F.relu(self.bn2(self.freq(x)), inplace=True)
 
 
 @dataclass(frozen=True)
@@ -151,9 +151,11 @@ class Encoder(nn.Module):
         Tensor, shape (n, embedding_dim), float32
         """
         was_training = self.training
-        self.eval()
+        if was_training:  # train() walks every submodule: not per lookup
+            self.eval()
         out = [self(segs[i : i + batch_size]) for i in range(0, segs.shape[0], batch_size)]
-        self.train(was_training)
+        if was_training:
+            self.train()
         if not out:
             return torch.zeros(0, self.dim)
         return torch.cat(out)

@@ -97,9 +97,10 @@ class Calibration:
         Pairs of tracks found to hold the same music (not counted as false matches).
     query_speeds : tuple of float
         The speeds clips were tried at (``IndexConfig.query_speeds``).
-    query_hop_seconds : float or None
-        The query hop clips were segmented at (``IndexConfig.query_hop_seconds``;
-        None in calibrations stored before it was recorded).
+    scoring : dict or None
+        The index settings the clips were scored under (:meth:`IndexConfig.scoring`:
+        query hop, search depth, verification); None in calibrations stored
+        before they were recorded.
     generation : int or None
         Manifest generation the thresholds were published in (set by the index writer).
     index_tracks : int or None
@@ -121,7 +122,7 @@ class Calibration:
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     shared: list[tuple[int, int]] = field(default_factory=list)
     query_speeds: tuple[float, ...] = (1.0,)
-    query_hop_seconds: float | None = None
+    scoring: dict[str, Any] | None = None
     generation: int | None = None
     index_tracks: int | None = None
     added_since: int | None = None
@@ -132,17 +133,18 @@ class Calibration:
 
         Thresholds calibrated for another score (e.g. ``vote-score``, before
         verification) mean nothing for this one; trying clips at more
-        speeds raises the scores of absent music, and another query hop
-        scores a clip on another number of segments: with ``config``, its
-        ``query_speeds`` and ``query_hop_seconds`` must be the calibration's
-        too. ``audiosim index`` redoes a calibration that is not current.
+        speeds raises the scores of absent music, and another query hop,
+        search depth or verification changes every clip's score: with
+        ``config``, its ``query_speeds`` and :meth:`~IndexConfig.scoring`
+        must be the calibration's too. ``audiosim index`` redoes a
+        calibration that is not current.
         """
         if self.stored is not None or self.statistic != STATISTIC:
             return False
         if config is None:
             return True
-        same_hop = self.query_hop_seconds is None or self.query_hop_seconds == config.query_hop_seconds
-        return same_hop and speed_set(self.query_speeds) == speed_set(config.query_speeds)
+        same_scoring = self.scoring is None or self.scoring == config.scoring()
+        return same_scoring and speed_set(self.query_speeds) == speed_set(config.query_speeds)
 
     def threshold(self, n_segments: int, max_false_match: float | None = None) -> float:
         """Threshold for a clip of ``n_segments`` audible segments.
@@ -186,7 +188,7 @@ class Calibration:
                 "created": self.created,
                 "shared_content": [list(p) for p in self.shared],
                 "query_speeds": list(self.query_speeds),
-                **({} if self.query_hop_seconds is None else {"query_hop_seconds": self.query_hop_seconds}),
+                **({} if self.scoring is None else {"scoring": dict(self.scoring)}),
                 "bins": [
                     {
                         "seconds": b.seconds,
@@ -219,7 +221,7 @@ class Calibration:
                    d.get("conditions", ""), d.get("model_digest", ""), d.get("created", ""),
                    [(int(a), int(b)) for a, b in d.get("shared_content", [])],
                    tuple(float(x) for x in d.get("query_speeds", [1.0])),
-                   None if d.get("query_hop_seconds") is None else float(d["query_hop_seconds"]), **marks)
+                   d.get("scoring"), **marks)
 
 
 class Calibrator(Protocol):

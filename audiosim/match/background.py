@@ -389,7 +389,7 @@ def calibrate_background(
         "background", cfg.max_false_match if max_false_match is None else float(max_false_match), bins,
         tracks=len(bank.track_hashes) - len(skip_tracks), conditions=str(bank.meta.get("conditions", "")),
         model_digest=model_digest(model), query_speeds=speed_set(cfg.query_speeds),
-        query_hop_seconds=cfg.query_hop_seconds,
+        scoring=cfg.scoring(),
     )
 
 

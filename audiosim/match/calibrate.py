@@ -453,7 +453,7 @@ def calibrate_leave_one_out(
         "leave-one-track-out", cfg.max_false_match if max_false_match is None else float(max_false_match),
         bins, tracks=len(set(exclude)), model_digest=model_digest(model),
         shared=sorted({(min(a, b), max(a, b)) for a, bs in shared.items() for b in bs}),
-        query_speeds=speed_set(cfg.query_speeds), query_hop_seconds=cfg.query_hop_seconds,
+        query_speeds=speed_set(cfg.query_speeds), scoring=cfg.scoring(),
     )
 
 
@@ -537,7 +537,7 @@ def calibrate(
         return Calibration(
             "absent-music", cfg.max_false_match if max_false_match is None else float(max_false_match),
             score_bins(scores, lengths, enc, cfg), tracks=len(waves), model_digest=model_digest(enc),
-            query_speeds=speed_set(cfg.query_speeds), query_hop_seconds=cfg.query_hop_seconds,
+            query_speeds=speed_set(cfg.query_speeds), scoring=cfg.scoring(),
         )
     finally:
         if opened:

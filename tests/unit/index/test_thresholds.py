@@ -52,17 +52,18 @@ def test_calibration_must_be_for_the_speeds_tried() -> None:
     assert again.is_current(wider)
 
 
-def test_calibration_must_be_for_the_query_hop_clips_are_cut_at() -> None:
+def test_calibration_must_be_for_the_scoring_settings_of_the_index() -> None:
     from audiosim.index.writer import needs_calibration
 
-    cal = Calibration("background", 0.01, [], STATISTIC, query_hop_seconds=0.1)
-    assert cal.is_current(IndexConfig(query_hop_seconds=0.1))
-    coarser = IndexConfig(query_hop_seconds=0.2)  # fewer segments per clip: other scores
-    assert not cal.is_current(coarser) and needs_calibration(cal, 0, coarser)
+    cal = Calibration("background", 0.01, [], STATISTIC, scoring=IndexConfig().scoring())
+    assert cal.is_current(IndexConfig())
+    for changed in (IndexConfig(query_hop_seconds=0.3), IndexConfig(search_k=500)):  # other scores
+        assert not cal.is_current(changed) and needs_calibration(cal, 0, changed)
+    assert cal.is_current(IndexConfig(max_false_match=0.05, recalibrate_share=0.5))  # decisions only
     again = Calibration.from_dict(json.loads(json.dumps(cal.to_dict())))
-    assert again.query_hop_seconds == 0.1 and not again.is_current(coarser)
-    older = Calibration.from_dict({k: v for k, v in cal.to_dict().items() if k != "query_hop_seconds"})
-    assert older.query_hop_seconds is None and older.is_current(coarser)  # stored before the hop was: kept
+    assert again.scoring == IndexConfig().scoring() and not again.is_current(IndexConfig(search_k=500))
+    older = Calibration.from_dict({k: v for k, v in cal.to_dict().items() if k != "scoring"})
+    assert older.scoring is None and older.is_current(IndexConfig(search_k=500))  # stored before: kept
 
 
 def test_the_writers_bookkeeping_is_written_last_and_read_back() -> None:

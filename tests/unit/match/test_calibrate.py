@@ -38,7 +38,7 @@ def test_calibrated_segment_counts_are_those_of_real_clips(songbook_index) -> No
             for seconds in (1.0, 2.0, 5.0):
                 clip = x[4 * sr : 4 * sr + int(seconds * sr)]
                 assert score_wave(m.index, m.model, clip, config=cfg).n_segments == segments_in(seconds, m.model, cfg)
-        assert segments_in(5.0, m.model, m.config) == 43 and segments_in(5.0, m.model, cfg) == 41
+        assert segments_in(5.0, m.model, m.config) == 15 and segments_in(5.0, m.model, cfg) == 14
         # Prefixes of one calibration excerpt score like the clips themselves.
         m.index.config = cfg
         try:
