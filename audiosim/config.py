@@ -268,6 +268,11 @@ class IndexConfig(_Config):
     """Clips of the model's background bank scored per calibration length
     (at most the bank's: half clean, half degraded, spread evenly over its
     excerpts). Each costs a query's searches, whatever the catalogue's size."""
+    background_windows: int = 4
+    """Windows of each calibration length scored in every bank clip: up to
+    this many, spread over the clip, as many as fit side by side (a 10 s
+    clip holds four of 1 and 2 s, three of 3 s, two of 5 s). More samples
+    of short clips' scores, so steadier thresholds, for no more searches."""
     recalibrate_share: float = 0.1
     """An update recalibrates the no-match thresholds only when the tracks
     added since the last calibration exceed this share of the tracks it was

@@ -47,7 +47,12 @@ from audiosim.config import AugmentConfig, IndexConfig
 from audiosim.fingerprint.model import Encoder, model_digest
 from audiosim.index.reader import Index
 from audiosim.index.thresholds import Calibration, speed_set
-from audiosim.match.calibrate import calibrate_leave_one_out, prefix_scores, score_bins
+from audiosim.match.calibrate import (
+    ExcerptScore,
+    calibrate_leave_one_out,
+    score_bins,
+    window_scores,
+)
 from audiosim.match.scoring import clip_at_speeds, neighbours_of, query_hop_frames
 from audiosim.signal import audio, augment
 from audiosim.signal import features as F
@@ -309,6 +314,7 @@ def calibrate_background(
     max_false_match: float | None = None,
     min_found_similarity: float = 0.8,
     clips: int | None = None,
+    windows: int | None = None,
     batch_clips: int = 64,
     progress: Callable[[str, dict], None] | None = None,
 ) -> Calibration | None:
@@ -331,6 +337,9 @@ def calibrate_background(
     clips : int, optional
         Bank clips to score (default ``index.config.background_clips``): the
         clean and degraded clips of evenly spaced excerpts (:func:`spread_clips`).
+    windows : int, optional
+        Windows of each length scored per clip (default
+        ``index.config.background_windows``; :func:`~audiosim.match.calibrate.window_scores`).
     batch_clips : int
         Clips searched together (one search call each batch).
     progress : callable, optional
@@ -360,7 +369,8 @@ def calibrate_background(
     rows = bank.clip_rows(hop)
     todo = [c for c in spread_clips(bank, cfg.background_clips if clips is None else int(clips))
             if len(rows[c]) and int(bank.excerpt_track[bank.clip_excerpt[c]]) not in skip_tracks]
-    best: dict[int, list] = {}
+    most = cfg.background_windows if windows is None else int(windows)
+    best: dict[int, list[list[ExcerptScore]]] = {}
     for b0 in range(0, len(todo), batch_clips):
         chunk = todo[b0 : b0 + batch_clips]
         sel = np.concatenate([rows[c] for c in chunk])
@@ -371,15 +381,15 @@ def calibrate_background(
             r = np.arange(at, at + len(rows[c]))
             at += len(rows[c])
             run = (1.0, bank.starts[rows[c]].astype(np.int64), vecs[r], neighbours_of(nn, r))
-            best[c] = prefix_scores(index, [run], clip_seconds, lengths, f, hop)
+            best[c] = window_scores(index, run, clip_seconds, lengths, f, hop, most)
         if progress:
             progress("calibrate-clips", {"done": min(b0 + batch_clips, len(todo)), "total": len(todo)})
     in_longest = F.n_frames(int(round(lengths[-1] * f.sample_rate)), f)
     found = {int(bank.clip_excerpt[c]) for c, res in best.items()
-             if not bank.clip_degraded[c] and res[-1] is not None
-             and res[-1].score >= min_found_similarity * np.sum(bank.starts[rows[c]] + f.segment_frames <= in_longest)}
-    scores = [[None if r is None else r.score for r in res] for c, res in best.items()
-              if int(bank.clip_excerpt[c]) not in found]
+             if not bank.clip_degraded[c] and res[-1]
+             and res[-1][0].score >= min_found_similarity * np.sum(bank.starts[rows[c]] + f.segment_frames <= in_longest)}
+    scores = [[w[k].score if k < len(w) else None for w in res] for c, res in best.items()
+              if int(bank.clip_excerpt[c]) not in found for k in range(max(map(len, res), default=0))]
     if progress and (found or skip_tracks):
         progress("calibrate-shared", {"dropped": len(found), "tracks": len(skip_tracks)})
     bins = score_bins(scores, lengths, model, cfg)

@@ -204,6 +204,62 @@ def prefix_scores(
     return out
 
 
+def window_starts(frames: int, span: int, hop: int, most: int) -> list[int]:
+    """First frames of up to ``most`` windows of ``span`` frames spread over ``frames``.
+
+    As many as fit side by side (at most ``most``), the first at 0 and the
+    last as late as the hop grid allows, so neighbours overlap by less than
+    one hop; none when ``span`` exceeds ``frames``.
+
+    >>> window_starts(633, 61, 18, 4)
+    [0, 180, 378, 558]
+    >>> window_starts(633, 313, 18, 4), window_starts(633, 633, 18, 4), window_starts(60, 61, 18, 4)
+    ([0, 306], [0], [])
+    """
+    n = min(int(most), frames // span) if span <= frames else 0
+    if n <= 1:
+        return [0] * n
+    return [int(x // hop) * hop for x in np.linspace(0, frames - span, n)]
+
+
+def window_scores(
+    index: Index, run: Run, seconds: float, lengths: Sequence[float], features: FeatureConfig, hop: int, most: int
+) -> list[list[ExcerptScore]]:
+    """Per length, the scores of up to ``most`` windows of that length spread over an excerpt.
+
+    Each window is scored exactly as a clip of that length would be (its
+    segments, re-timed from the window's start, through
+    :func:`prefix_scores`); the first window is the excerpt's prefix, and
+    windows without an audible segment are left out (such a clip is
+    refused as silence). One excerpt so gives several samples of short
+    clips' scores for the price of its searches alone.
+
+    Parameters
+    ----------
+    run : Run
+        The excerpt at speed 1 (its searched segments).
+    seconds : float
+        The excerpt's duration.
+    """
+    f = features
+    speed, starts, vecs, nn = run
+    total = F.n_frames(int(round(seconds * f.sample_rate)), f)
+    out = []
+    for length in lengths:
+        span = F.n_frames(int(round(length * f.sample_rate)), f)
+        got = []
+        for o in window_starts(total, span, hop, most):
+            sel = np.flatnonzero((starts >= o) & (starts + f.segment_frames <= o + span))
+            if len(sel) == 0:  # no audible segment: a query would be refused as silence, not scored
+                continue
+            shifted = (speed, starts[sel] - o, vecs[sel], neighbours_of(nn, sel))
+            res = prefix_scores(index, [shifted], seconds - o / f.frames_per_second, [length], f, hop)[0]
+            if res is not None:
+                got.append(res)
+        out.append(got)
+    return out
+
+
 def shared_content(index: Index, sample: int = 120, min_fraction: float = 0.3) -> dict[int, set[int]]:
     """Tracks that hold the same music as another track (re-encodings, edits, variants).
 

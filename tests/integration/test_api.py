@@ -150,7 +150,8 @@ def test_bad_input_gets_a_4xx_with_the_reason_and_the_server_keeps_answering(ser
 def test_a_generation_published_while_requests_run_is_taken_up_and_no_answer_mixes_them(
         server: str, songbook_index) -> None:
     home, paths, model = songbook_index
-    newcomer = wav(excerpt(paths[8], 6.0, 5.0))
+    # A passage of song 9 unlike the catalogue's songs (at 6 s it scores within 5 % of the threshold).
+    newcomer = wav(excerpt(paths[8], 14.0, 5.0))
     with httpx.Client(base_url=server, timeout=120) as c:
         old = c.get("/health").json()["generation"]
         published: dict[str, object] = {}

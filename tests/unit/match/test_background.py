@@ -174,6 +174,23 @@ def test_bank_calibration_keeps_absent_songs_out_and_matches_degraded_copies(son
 
 
 @pytest.mark.slow
+def test_each_bank_clip_gives_a_score_per_window_of_each_length(songs, bank, tmp_path) -> None:
+    model_path, b = bank
+    model = load_encoder(model_path)
+    home = indexed(tmp_path, songs[:8], model_path)
+    with Index.open(home) as idx:
+        prefixes = calibrate_background(idx, model, b, seconds=LENGTHS, windows=1)
+        spread = calibrate_background(idx, model, b, seconds=LENGTHS, windows=4)
+    n = len(prefixes.bins[0].scores)
+    # a 10 s clip holds four windows of 1 and 2 s, three of 3 s, two of 5 s
+    assert [len(x.scores) for x in spread.bins] == [4 * n, 4 * n, 3 * n, 2 * n]
+    for one, many in zip(prefixes.bins, spread.bins):  # the first window of each clip is its prefix
+        rest = list(np.round(many.scores, 6))
+        for score in np.round(one.scores, 6):
+            rest.remove(score)
+
+
+@pytest.mark.slow
 def test_the_same_song_twice_does_not_push_the_thresholds_up(songs, bank, tmp_path) -> None:
     model_path, b = bank
     model = load_encoder(model_path)

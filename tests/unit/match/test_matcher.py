@@ -21,6 +21,7 @@ import audiosim
 from audiosim.index.thresholds import Calibration, CalibrationBin
 from audiosim.match import matcher as match
 from audiosim.match import monitor
+from audiosim.match.calibrate import segments_in
 from audiosim.match.matcher import (
     CatalogueView,
     Match,
@@ -175,7 +176,7 @@ def test_shifted_noisy_copy_matches_at_the_right_offset(songbook_index) -> None:
             assert got.matched, got
             assert got.path == str(paths[i].resolve())
             assert got.track_id is not None and abs(got.offset - start) <= 0.25, got
-            assert got.title and got.n_segments > 30 and got.votes > 5
+            assert got.title and got.n_segments == segments_in(5.0, m.model, m.config) and got.votes > 5
             assert m.tracks.info(got.track_id).path == got.path and m.tracks.is_current(got.track_id)
 
 
