@@ -350,6 +350,34 @@ class SimilarityConfig(_Config):
 
 
 @dataclass(frozen=True)
+class HeadConfig(_Config):
+    """The song head (:mod:`audiosim.similarity.song_training`) and its triplet training."""
+
+    dim: int = 128
+    """Length of the head's song vectors."""
+    margin: float = 0.2
+    """Triplet margin, in cosine distance (``1 - cos``)."""
+    steps: int = 1500
+    soundtracks_per_batch: int = 16
+    songs_per_soundtrack: int = 4
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    mining: str = "semi_hard_then_hard"
+    soundtrack_positive: float = 0.5
+    """Share of positives that are another song of the anchor's soundtrack (the rest: another excerpt)."""
+    validate_every: int = 100
+    val_fraction: float = 0.2
+    """Share of the training soundtracks held out to pick the best step."""
+    seed: int = 0
+
+    def train_config(self) -> TrainConfig:
+        """The fields the shared schedules (:func:`lr_at`, :func:`mining_at`) read."""
+        return TrainConfig(steps=self.steps, batch_size=self.soundtracks_per_batch * self.songs_per_soundtrack,
+                           lr=self.lr, weight_decay=self.weight_decay, margin=self.margin, distance="cosine",
+                           mining=self.mining, validate_every=self.validate_every, seed=self.seed)
+
+
+@dataclass(frozen=True)
 class DescriptorConfig(_Config):
     """librosa analysis of a song (tempo, loudness, brightness, key ...)."""
 

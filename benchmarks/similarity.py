@@ -56,14 +56,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from audiosim.config import DescriptorConfig, SimilarityConfig
+from audiosim.config import DescriptorConfig, HeadConfig, SimilarityConfig
 from audiosim.runners import one_torch_thread, thread_map
 from audiosim.signal import audio
 from audiosim.similarity import musicnn
 from audiosim.similarity.excerpts import Excerpts, read_excerpts
 from audiosim.similarity.model import SongModel, fit_one_patch, mean_vector
 from audiosim.similarity.song_training import (
-    HeadConfig,
     SongSet,
     fit_head,
     retrieval_scores,

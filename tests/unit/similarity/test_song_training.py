@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from audiosim.config import HeadConfig
 from audiosim.similarity.song_training import (
-    HeadConfig,
     SongHead,
     SongSet,
     fit_head,
