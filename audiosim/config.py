@@ -371,7 +371,7 @@ class HeadConfig(_Config):
     seed: int = 0
 
     def train_config(self) -> TrainConfig:
-        """The fields the shared schedules (:func:`lr_at`, :func:`mining_at`) read."""
+        """The fields the shared schedules (:func:`audiosim.training.loop.lr_at`, ``mining_at``) read."""
         return TrainConfig(steps=self.steps, batch_size=self.soundtracks_per_batch * self.songs_per_soundtrack,
                            lr=self.lr, weight_decay=self.weight_decay, margin=self.margin, distance="cosine",
                            mining=self.mining, validate_every=self.validate_every, seed=self.seed)
