@@ -281,8 +281,9 @@ class IndexConfig(_Config):
     every addition. Thresholds track the score distribution of absent music,
     which a few more tracks barely move."""
 
-    SCORING: ClassVar[tuple[str, ...]] = ("query_hop_seconds", "search_k", "neighbours", "verify_candidates", "verify_window",
-               "hub_limit", "hub_ratio")
+    SCORING: ClassVar[tuple[str, ...]] = (
+        "query_hop_seconds", "search_k", "neighbours", "verify_candidates", "verify_window", "hub_limit", "hub_ratio",
+    )
     """The fields that change a clip's score (not its decision): thresholds
     calibrated under other values of them do not hold. ``query_speeds`` is
     kept apart (:class:`~audiosim.index.thresholds.Calibration` records it

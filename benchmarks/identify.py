@@ -635,7 +635,10 @@ def settings(pairs: list[str]) -> dict:
         key, sep, value = pair.partition("=")
         if not sep:
             raise SystemExit(f"--set {pair!r}: expected FIELD=VALUE, e.g. search_k=1000")
-        out[key.strip()] = json.loads(value)
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:  # a bare word: a string field
+            out[key.strip()] = value
     return out
 
 

@@ -22,7 +22,9 @@ Usage::
    source and factor but does not exist), then indexed by the same
    :func:`~audiosim.index.writer.update`, which adds a shard per growth step
    and recalibrates against the whole grown index, unless
-   ``--keep-thresholds`` keeps the base's.
+   ``--keep-thresholds`` keeps the base's. With ``--compact`` the largest
+   size is then merged into one shard (:func:`audiosim.index.writer.compact`,
+   recalibrated) and measured again.
 3. At each size a fresh process (``--measure``, so that nothing else this
    one holds is counted) opens a :class:`audiosim.match.matcher.Matcher`
    and answers the standard clips, one thread: ``--clips`` clips per
@@ -307,6 +309,17 @@ def run_measure(home: Path, clips_file: Path, truth_ids: list[int], threads: int
     return json.loads(out.read_text())
 
 
+def compact_index(home: Path) -> dict:
+    """Merge the shards into one (as ``audiosim index --compact``), recalibrating; timed like :func:`build`."""
+    from audiosim.index.writer import compact
+    from audiosim.match.background import self_calibrate
+
+    t0, c0 = time.perf_counter(), cpu_seconds()
+    r = compact(home, calibrate=self_calibrate)
+    return {"embed": 0.0, "annoy": r.build_seconds, "calibrate": r.calibrate_seconds,
+            "total": time.perf_counter() - t0, "cpu": cpu_seconds() - c0, "items": r.items, "calibrated": r.calibrated}
+
+
 def summarise(size: str, hours: float, b: dict, m: dict) -> list[str]:
     rows = m["rows"]
     base = [r for r in rows if not r["absent"]]
@@ -357,6 +370,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="grow without recalibrating: the base's thresholds stay (as `audiosim index "
                     "--no-calibrate`); default: recalibrate at every size, as `audiosim index` would")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--compact", action="store_true",
+                    help="after the largest size, merge its shards into one (as `audiosim index --compact`) and "
+                    "measure again: a lookup searches every shard")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--model", type=Path, default=None, help="encoder (default: models/fingerprint.pt)")
     ap.add_argument("--home", type=Path, default=None, help="data home to build in (default: temporary, removed)")
@@ -412,6 +428,13 @@ def main(argv: list[str] | None = None) -> int:
             m = run_measure(home, clips_file, truth_ids, args.threads)
             timings.append((f"{size:g}x: lookups (child process)", time.perf_counter() - t2, None))
             rows.append(summarise(f"{size:g}x", catalogue_s / 3600, b, m))
+        if args.compact:
+            b = compact_index(home)
+            timings.append((f"{size:g}x: compaction (merge, build, calibrate)", b["total"], b["cpu"]))
+            t2 = time.perf_counter()
+            m = run_measure(home, clips_file, truth_ids, args.threads)
+            timings.append((f"{size:g}x compacted: lookups (child process)", time.perf_counter() - t2, None))
+            rows.append(summarise(f"{size:g}x, 1 shard", catalogue_s / 3600, b, m))
         wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     finally:
         if args.home is None:

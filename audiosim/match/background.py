@@ -16,10 +16,12 @@ speech babble), segmented and embedded with the model, and stored beside
 it as ``<model>.background.npz`` (vectors only, no audio; made by
 ``scripts/make_background.py`` with :func:`make_bank`). Calibrating an
 index (:func:`calibrate_background`) only searches those vectors in the
-index and scores each clip's prefixes of every calibrated length exactly
-as queries are scored (:func:`~audiosim.match.calibrate.prefix_scores`):
-no decoding and no embedding, so it costs a fixed number of searches
-whatever the catalogue's size.
+index and scores windows of every calibrated length spread over each clip
+exactly as queries are scored (:func:`~audiosim.match.calibrate.window_scores`;
+several short windows per clip, so short clips' thresholds rest on more
+scores): no decoding and no embedding, so it costs a fixed number of
+searches whatever the catalogue's size. A bank serves any query hop that
+is a multiple of the one it was made at (:meth:`BackgroundBank.clip_rows`).
 
 Bank music the catalogue does hold (the same file, or the same recording in
 another encoding) would be found, rightly, and push the thresholds up; it
