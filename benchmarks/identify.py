@@ -55,7 +55,7 @@ from audiosim.fingerprint.embed import embed_logmel  # noqa: E402
 from audiosim.fingerprint.model import load_encoder  # noqa: E402
 from audiosim.index import reader as I  # noqa: E402
 from audiosim.index import writer as IB  # noqa: E402
-from audiosim.index.manifest import MANIFEST_NAME  # noqa: E402
+from audiosim.index.settings import stored_config  # noqa: E402
 from audiosim.match.background import load_bank, self_calibrate  # noqa: E402
 from audiosim.match.calibrate import calibrate_leave_one_out  # noqa: E402
 from audiosim.match.matcher import Matcher  # noqa: E402
@@ -720,11 +720,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     calibrator = self_calibrate if args.calibration == "self" else calibrate_leave_one_out
     with Progress() as progress:
-        config = None
-        if args.set:
-            has_index = (home.index_dir / MANIFEST_NAME).is_file()
-            stored = I.Manifest.load(home.index_dir).config if has_index else IndexConfig()
-            config = IndexConfig.from_dict({**stored.to_dict(), **settings(args.set)})
+        config = IndexConfig.from_dict({**stored_config(home).to_dict(), **settings(args.set)}) if args.set else None
         res = IB.update(home, model_path, config=config, calibrate=partial(calibrator, progress=progress),
                         progress=progress, rebuild=args.rebuild)
         bank = load_bank(model)

@@ -52,6 +52,14 @@ def parse_speeds(text: str) -> tuple[float, ...]:
     return speeds
 
 
+def stored_config(home: "str | Path | DataHome | None") -> IndexConfig:
+    """The settings a home's index was built with (the defaults when it has no index yet)."""
+    try:
+        return Manifest.load(DataHome.resolve(home).index_dir).config
+    except FileNotFoundError:
+        return IndexConfig()
+
+
 def index_config_for(
     home: "str | Path | DataHome | None",
     max_false_match: float | None = None,
@@ -79,10 +87,7 @@ def index_config_for(
     """
     if max_false_match is None and query_speeds is None:
         return None
-    try:
-        base = Manifest.load(DataHome.resolve(home).index_dir).config
-    except FileNotFoundError:
-        base = IndexConfig()
+    base = stored_config(home)
     return dataclasses.replace(
         base,
         max_false_match=base.max_false_match if max_false_match is None else max_false_match,
