@@ -288,13 +288,21 @@ def measure(home: Path, clips_file: Path, truth_ids: list[int], threads: int) ->
 # --------------------------------------------------------------------------
 
 
-def build(home: Path, model: Path | None, calibrate: bool = True) -> dict:
-    """Update the index (embed what is new; recalibrate when due, unless ``calibrate`` is False) and time it."""
-    from audiosim.index.writer import update
+def build(home: Path, model: Path | None, calibrate: bool = True, compact: bool = False) -> dict:
+    """Update the index (embed what is new; recalibrate when due, unless ``calibrate`` is False) and time it.
+
+    With ``compact``, merge its shards into one instead (as ``audiosim index
+    --compact``; recalibrated unless ``calibrate`` is False).
+    """
+    from audiosim.index import writer
     from audiosim.match.background import self_calibrate
 
+    calibrator = self_calibrate if calibrate else None
     t0, c0 = time.perf_counter(), cpu_seconds()
-    r = update(home, model=model, calibrate=self_calibrate if calibrate else None)
+    if compact:
+        r = writer.compact(home, model=model, calibrate=calibrator)
+    else:
+        r = writer.update(home, model=model, calibrate=calibrator)
     return {"embed": r.embed_seconds, "annoy": r.build_seconds, "calibrate": r.calibrate_seconds,
             "total": time.perf_counter() - t0, "cpu": cpu_seconds() - c0, "items": r.items,
             "calibrated": r.calibrated}
@@ -307,17 +315,6 @@ def run_measure(home: Path, clips_file: Path, truth_ids: list[int], threads: int
            "--truth", json.dumps(truth_ids), "--threads", str(threads), "--out", str(out)]
     subprocess.run(cmd, check=True)
     return json.loads(out.read_text())
-
-
-def compact_index(home: Path) -> dict:
-    """Merge the shards into one (as ``audiosim index --compact``), recalibrating; timed like :func:`build`."""
-    from audiosim.index.writer import compact
-    from audiosim.match.background import self_calibrate
-
-    t0, c0 = time.perf_counter(), cpu_seconds()
-    r = compact(home, calibrate=self_calibrate)
-    return {"embed": 0.0, "annoy": r.build_seconds, "calibrate": r.calibrate_seconds,
-            "total": time.perf_counter() - t0, "cpu": cpu_seconds() - c0, "items": r.items, "calibrated": r.calibrated}
 
 
 def summarise(size: str, hours: float, b: dict, m: dict) -> list[str]:
@@ -429,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
             timings.append((f"{size:g}x: lookups (child process)", time.perf_counter() - t2, None))
             rows.append(summarise(f"{size:g}x", catalogue_s / 3600, b, m))
         if args.compact:
-            b = compact_index(home)
+            b = build(home, args.model, compact=True)
             timings.append((f"{size:g}x: compaction (merge, build, calibrate)", b["total"], b["cpu"]))
             t2 = time.perf_counter()
             m = run_measure(home, clips_file, truth_ids, args.threads)
