@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from audiosim.config import AugmentConfig, FeatureConfig  # noqa: E402
 from audiosim.fingerprint.model import load_encoder  # noqa: E402
 from audiosim.ingest.discover import discover  # noqa: E402
-from audiosim.training.data import TrackRef, load_audio_set, load_noise_bank  # noqa: E402
+from audiosim.training.data import TrackRef, load_audio_set, load_speech_bank  # noqa: E402
 from audiosim.training.validate import build_validation, validate, validation_score  # noqa: E402
 
 
@@ -51,8 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"{len(missing)} validation tracks have no readable path in {args.roles} (first: {missing[0].name})")
     fc = FeatureConfig()
     data = load_audio_set(refs, fc, args.cache / f"wave-{fc.sample_rate}", progress=False)
-    speech = (load_noise_bank([str(p) for p in discover(args.val_speech)], fc.sample_rate, max_seconds=None)
-              if args.val_speech else None)
+    speech = load_speech_bank([str(p) for p in discover(args.val_speech)], fc.sample_rate) if args.val_speech else None
     t0 = time.perf_counter()
     val = build_validation(data, fc, AugmentConfig(), n_queries=args.queries, speech_bank=speech)
     print(f"validation: {len(data.names)} tracks, {data.hours:.2f} h, {args.queries} queries per condition "

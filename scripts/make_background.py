@@ -26,7 +26,7 @@ from audiosim.fingerprint.model import load_encoder
 from audiosim.ingest.discover import discover
 from audiosim.match.background import bank_path, make_bank
 from audiosim.progress import Progress
-from audiosim.training.data import load_noise_bank
+from audiosim.training.data import load_noise_bank, load_speech_bank
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     model = load_encoder(args.model)
     sr = model.features.sample_rate
     noise = load_noise_bank([str(p) for p in discover(args.noise)], sr) if args.noise else None
-    speech = load_noise_bank([str(p) for p in discover(args.speech)], sr, max_seconds=None) if args.speech else None
+    speech = load_speech_bank([str(p) for p in discover(args.speech)], sr) if args.speech else None
     t0 = time.perf_counter()
     try:
         with Progress() as progress:

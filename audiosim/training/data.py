@@ -230,6 +230,12 @@ def load_noise_bank(
     return torch.cat(parts) if parts else torch.zeros(0)
 
 
+def load_speech_bank(paths: Sequence[str | Path], sample_rate: int) -> torch.Tensor:
+    """Voices for speech babble: :func:`load_noise_bank` of every file, uncapped
+    (a capped bank of several voices would hold the first voices only)."""
+    return load_noise_bank(paths, sample_rate, max_seconds=None)
+
+
 # --------------------------------------------------------------------------
 # Batches
 # --------------------------------------------------------------------------

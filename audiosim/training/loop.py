@@ -44,6 +44,7 @@ from audiosim.training.data import (
     TrackRef,
     load_audio_set,
     load_noise_bank,
+    load_speech_bank,
     negative_mask,
     split_tracks,
     write_split,
@@ -323,9 +324,8 @@ def train_from_tracks(
     val_set = load_audio_set(val, features_cfg, cache, progress=progress)
     sr = features_cfg.sample_rate
     bank = load_noise_bank(noise_paths, sr) if noise_paths else None
-    # every voice, uncapped: a capped bank would hold the first voices only
-    speech = load_noise_bank(speech_paths, sr, max_seconds=None) if speech_paths else None
-    val_speech = load_noise_bank(val_speech_paths, sr, max_seconds=None) if val_speech_paths else None
+    speech = load_speech_bank(speech_paths, sr) if speech_paths else None
+    val_speech = load_speech_bank(val_speech_paths, sr) if val_speech_paths else None
     out.parent.mkdir(parents=True, exist_ok=True)
     write_split(out.with_name(out.stem + ".split.json"), train, val, held_out)
     card = dict(card or {})
