@@ -142,16 +142,23 @@ class _FrontEndBlock(nn.Module):
         self.time_pad = (frames // 2, frames - frames // 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.conv(F.pad(x, (0, 0, *self.time_pad)))
+        x = F.pad(x, (0, 0, *self.time_pad))
         if self.training:
-            return self.norm(F.relu(y)).amax(dim=3)
+            return self.norm(F.relu(self.conv(x))).amax(dim=3)
         # In eval mode batch norm is ``a * v + b`` per channel and ReLU is monotonic, so the max over
-        # frequency commutes with both (through the min where ``a < 0``): reduce the large map first,
-        # then apply them to (batch, channels, frames) only. Same values, a third less work.
+        # frequency commutes with both (through the min where ``a < 0``, which is minus the max of the
+        # negated filter): reduce the large map first, then apply them to (batch, channels, frames).
         a = self.norm.weight / torch.sqrt(self.norm.running_var + self.norm.eps)
         b = self.norm.bias - self.norm.running_mean * a
-        lo, hi = torch.aminmax(y, dim=3)
-        peak = torch.where(a[:, None] >= 0, hi, lo)
+        sign = torch.where(a >= 0, 1.0, -1.0)
+        # A filter whose weights are all zero answers its bias everywhere: most of the shipped MSD
+        # model's are (180 of 204 in the first timbral block), so only the others are convolved.
+        live = self.conv.weight.flatten(1).any(dim=1)
+        peak = self.conv.bias[:, None].expand(len(live), x.shape[2] - self.conv.kernel_size[0] + 1)
+        peak = peak.expand(x.shape[0], -1, -1).clone()
+        s = sign[live]
+        y = F.conv2d(x, self.conv.weight[live] * s[:, None, None, None], self.conv.bias[live] * s)
+        peak[:, live] = y.amax(dim=3) * s[:, None]
         return F.relu(peak) * a[:, None] + b[:, None]
 
 

@@ -152,3 +152,21 @@ def test_front_end_reduces_before_its_batch_norm_in_eval_mode_with_the_same_valu
     slow = block.norm(torch.relu(block.conv(torch.nn.functional.pad(x, (0, 0, *block.time_pad))))).amax(dim=3)
     assert fast.shape == (3, 6, 20)
     torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-5)
+
+
+def test_front_end_skips_all_zero_filters_in_eval_mode_with_the_same_values():
+    from audiosim.similarity.musicnn import _FrontEndBlock
+
+    torch.manual_seed(1)
+    block = _FrontEndBlock(5, (7, 5))
+    with torch.no_grad():  # dead filters (as most of the shipped MSD model's are), one with a negative scale
+        block.conv.weight[[0, 3, 4]] = 0.0
+        block.norm.weight.copy_(torch.tensor([1.0, 0.5, -1.2, -0.8, 2.0]))
+        block.norm.running_var.copy_(torch.rand(5) + 0.1)
+    x = torch.randn(2, 1, 16, 9)
+    block.eval()
+    fast = block(x)
+    slow = block.norm(torch.relu(block.conv(torch.nn.functional.pad(x, (0, 0, *block.time_pad))))).amax(dim=3)
+    torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-5)
+    for c in (0, 3, 4):  # a dead filter's output is its bias, through ReLU and batch norm, at every frame
+        torch.testing.assert_close(fast[:, c], slow[:, c, :1].expand(2, 16))
