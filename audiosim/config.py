@@ -221,11 +221,17 @@ class IndexConfig(_Config):
     """Annoy trees per shard: more trees cost index bytes per item and buy
     recall; at a fixed ``search_k`` the gain of more than 5 is small."""
     search_k: int = 2000
-    """Annoy nodes inspected per query segment and shard: recall of the true
+    """Annoy nodes inspected per query segment: recall of the true
     nearest neighbours against time per query (Annoy's own default,
     ``n_trees * k``, misses most neighbours of degraded segments; the
     verification re-scores the tracks voting proposed, so the last points
     of recall buy little)."""
+    search_k_shared: bool = True
+    """``search_k`` is for the whole index, shared out among its shards by
+    their share of the items (each gets at least Annoy's ``n_trees * k``):
+    a lookup inspects about as many nodes before a compaction as after it,
+    so its time does not grow with the number of shards. False gives every
+    shard the whole ``search_k``."""
     neighbours: int = 10
     verify_candidates: int = 10
     """Vote candidates (best offset of each track) re-scored by aligned
@@ -282,7 +288,7 @@ class IndexConfig(_Config):
     which a few more tracks barely move."""
 
     SCORING: ClassVar[tuple[str, ...]] = (
-        "query_hop_seconds", "search_k", "neighbours", "verify_candidates", "verify_window", "hub_limit", "hub_ratio",
+        "query_hop_seconds", "search_k", "search_k_shared", "neighbours", "verify_candidates", "verify_window", "hub_limit", "hub_ratio",
     )
     """The fields that change a clip's score (not its decision): thresholds
     calibrated under other values of them do not hold. ``query_speeds`` is

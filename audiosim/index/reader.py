@@ -320,8 +320,9 @@ class Index:
         k : int, optional
             Neighbours per query (default ``config.neighbours``).
         search_k : int, optional
-            Annoy nodes inspected per query and shard (default
-            ``config.search_k``; -1 lets Annoy pick ``n_trees * k``).
+            Annoy nodes inspected per query (default ``config.search_k``;
+            -1 lets Annoy pick ``n_trees * k``), shared out among the
+            shards by size when ``config.search_k_shared``, else per shard.
         exclude_tracks : int or sequence of int, optional
             Tracks whose items are skipped, for every query
             (leave-one-track-out calibration).
@@ -341,12 +342,14 @@ class Index:
         out_s = np.full((q_n, k), -np.inf, np.float32)
         out_i = np.full((q_n, k), -1, np.int64)
         extra = 0 if exclude_tracks is None else 4 * k
+        shard_sk = [_shard_search_k(sk, s.info.items, self.n_items, self.config.search_k_shared)
+                    for s in self.shards]
         for qi in range(q_n):
             cand_i, cand_s = [], []
-            for s in self.shards:
+            for s, s_sk in zip(self.shards, shard_sk):
                 n = min(k + extra, s.info.items)
                 while n > 0:
-                    ids, dist = s.ann.get_nns_by_vector(v[qi], n, _search_k(sk, n, s.info.n_trees, k), True)
+                    ids, dist = s.ann.get_nns_by_vector(v[qi], n, _search_k(s_sk, n, s.info.n_trees, k), True)
                     ids = np.asarray(ids, np.int64)
                     ok = np.ones(len(ids), bool) if excl is None else ~np.isin(s.track[ids], excl)
                     if use_masks:
@@ -411,6 +414,13 @@ class Index:
         for si, s in enumerate(self.shards):
             ids = np.flatnonzero(s.usable)
             yield si, ids, s.track[ids], s.time[ids]
+
+
+def _shard_search_k(search_k: int, items: int, total_items: int, shared: bool) -> int:
+    """A shard's share of ``search_k``: by its share of the index's items when ``shared``, else all of it."""
+    if search_k < 0 or not shared or total_items <= 0:
+        return search_k
+    return max(1, round(search_k * items / total_items))
 
 
 def _search_k(search_k: int, n: int, n_trees: int, k: int) -> int:
