@@ -154,8 +154,8 @@ class _FrontEndBlock(nn.Module):
         # A filter whose weights are all zero answers its bias everywhere: most of the shipped MSD
         # model's are (180 of 204 in the first timbral block), so only the others are convolved.
         live = self.conv.weight.flatten(1).any(dim=1)
-        peak = self.conv.bias[:, None].expand(len(live), x.shape[2] - self.conv.kernel_size[0] + 1)
-        peak = peak.expand(x.shape[0], -1, -1).clone()
+        frames = x.shape[2] - self.conv.kernel_size[0] + 1
+        peak = self.conv.bias[None, :, None].expand(x.shape[0], -1, frames).clone()
         s = sign[live]
         y = F.conv2d(x, self.conv.weight[live] * s[:, None, None, None], self.conv.bias[live] * s)
         peak[:, live] = y.amax(dim=3) * s[:, None]
