@@ -58,6 +58,9 @@ MIN_SAMPLES = (PATCH_FRAMES - 1) * HOP_LENGTH  # centred frames: 1 + n // hop
 BN_EPS = 1e-3  # TF1 batch_normalization's default
 MIDLEVEL_DIM = 2 * (2 * 204 + 3 * 51 + 3 * 64)
 PENULTIMATE_DIM = 200
+EVAL_CHUNK = 8
+"""Patches run through the network at once in eval mode: the front end's
+maps of a larger batch outgrow the CPU caches and cost page faults."""
 
 
 # --------------------------------------------------------------------------
@@ -212,6 +215,9 @@ class Musicnn(nn.Module):
         """
         if patches.ndim != 3 or patches.shape[2] != N_MELS:
             raise ValueError(f"Musicnn takes patches of shape (n, frames, {N_MELS}), got {tuple(patches.shape)}")
+        if not self.training and patches.shape[0] > EVAL_CHUNK:  # each patch on its own: the same values
+            parts = [self(chunk) for chunk in torch.split(patches, EVAL_CHUNK)]
+            return MusicnnOutput(*(torch.cat(field) for field in zip(*parts)))
         x = self.input_norm(patches.unsqueeze(1))
         front = torch.cat([block(x) for block in (*self.timbral, *self.temporal)], dim=1)
         m1 = self.midend[0](front)

@@ -170,3 +170,16 @@ def test_front_end_skips_all_zero_filters_in_eval_mode_with_the_same_values():
     torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-5)
     for c in (0, 3, 4):  # a dead filter's output is its bias, through ReLU and batch norm, at every frame
         torch.testing.assert_close(fast[:, c], slow[:, c, :1].expand(2, 16))
+
+
+def test_a_large_batch_gives_each_patch_the_outputs_it_gets_alone():
+    from audiosim.similarity.musicnn import EVAL_CHUNK
+
+    torch.manual_seed(2)
+    patches = torch.rand(2 * EVAL_CHUNK + 3, PATCH_FRAMES, 96) * 3  # run in chunks
+    net = load_musicnn("mtt")
+    with torch.inference_mode():
+        batch = net(patches)
+        alone = [net(p[None]) for p in patches]
+    for field, got in zip(batch._fields, batch):
+        torch.testing.assert_close(got, torch.cat([getattr(a, field) for a in alone]), rtol=1e-4, atol=1e-4)
