@@ -50,8 +50,10 @@ TAG_MODELS = musicnn.MODEL_NAMES
 ANALYSIS_RECIPE = "tags-middle"
 """Names how an analysis is made beyond the settings' digests (the tag-only model hears the middle
 excerpt, :func:`analyse_batch`); part of the cache folder's name, so a change of recipe starts afresh."""
-BATCH_SONGS = 8
-"""Songs whose patches go through the networks in one batch (:meth:`SongVectors.many`)."""
+BATCH_SONGS = 4
+"""Songs decoded and analysed as one unit of work (:meth:`SongVectors.many`): the networks take
+their patches :data:`~audiosim.similarity.musicnn.EVAL_CHUNK` at a time whatever the batch, and
+small units keep every worker busy to the end of a run."""
 
 
 @dataclass(frozen=True)
