@@ -260,6 +260,8 @@ def train_encoder(
     val = build_validation(val_data, features_cfg, augment_cfg, index_hop_seconds=0.5, speech_bank=val_speech_bank)
     base_card = dict(card or {})
     base_card.update(
+        loss=dict(name="triplet", formula="max(0, d(a, p) - d(a, n) + margin)", distance=cfg.distance,
+                  margin=cfg.margin),
         train_config=cfg.to_dict(),
         augment_config=augment_cfg.to_dict(),
         train_tracks=len(train_data.names),

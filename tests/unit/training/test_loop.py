@@ -47,6 +47,8 @@ def test_short_training_lowers_loss_and_beats_chance(songbook_sets, tmp_path):
                          progress=False, log=logs.append)
     hist = card["history"]
     assert hist[-1]["step"] == 60
+    assert card["loss"] == {"name": "triplet", "formula": "max(0, d(a, p) - d(a, n) + margin)",
+                            "distance": cfg.distance, "margin": cfg.margin}  # the card names its loss
     val_set = build_validation(val, FC, AugmentConfig(), n_queries=100)
     untrained = validate(Encoder(), val_set)
     trained = validate(load_encoder(tmp_path / "fp.pt"), val_set)
