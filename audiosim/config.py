@@ -288,7 +288,8 @@ class IndexConfig(_Config):
     which a few more tracks barely move."""
 
     SCORING: ClassVar[tuple[str, ...]] = (
-        "query_hop_seconds", "search_k", "search_k_shared", "neighbours", "verify_candidates", "verify_window", "hub_limit", "hub_ratio",
+        "query_hop_seconds", "search_k", "search_k_shared", "neighbours", "verify_candidates", "verify_window",
+        "hub_limit", "hub_ratio",
     )
     """The fields that change a clip's score (not its decision): thresholds
     calibrated under other values of them do not hold. ``query_speeds`` is

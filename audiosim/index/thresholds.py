@@ -141,10 +141,24 @@ class Calibration:
         """
         if self.stored is not None or self.statistic != STATISTIC:
             return False
-        if config is None:
-            return True
-        same_scoring = self.scoring is None or self.scoring == config.scoring()
-        return same_scoring and speed_set(self.query_speeds) == speed_set(config.query_speeds)
+        return config is None or not self.changed_settings(config)
+
+    def changed_settings(self, config: IndexConfig) -> list[str]:
+        """The settings of ``config`` that score clips otherwise than this calibration did.
+
+        Each as ``"name: calibrated -> now"``, ``query_speeds`` first; empty
+        when the thresholds hold. A calibration recorded before scoring
+        settings were (``scoring`` None) is compared on its speeds only.
+        """
+        changed = []
+        then, now_speeds = list(speed_set(self.query_speeds)), list(speed_set(config.query_speeds))
+        if then != now_speeds:
+            changed.append(f"query_speeds: {then} -> {now_speeds}")
+        now = config.scoring()
+        for name, value in now.items():
+            if self.scoring is not None and self.scoring.get(name) != value:
+                changed.append(f"{name}: {self.scoring.get(name, 'not recorded')} -> {value}")
+        return changed
 
     def threshold(self, n_segments: int, max_false_match: float | None = None) -> float:
         """Threshold for a clip of ``n_segments`` audible segments.

@@ -244,11 +244,12 @@ def _calibration(index: Index) -> Calibration | None:
             f"{STATISTIC!r}: nothing will match until `audiosim index` recalibrates it", stacklevel=3,
         )
         return None
-    if cal is not None and not cal.is_current(index.config):
+    changed = [] if cal is None else cal.changed_settings(index.config)
+    if changed:
         warnings.warn(
-            f"index {index.directory} was calibrated trying clips at speeds {list(cal.query_speeds)}, "
-            f"not {list(index.config.query_speeds)}: the false-match rate will differ from the one asked for; "
-            "run `audiosim index` to recalibrate", stacklevel=3,
+            f"index {index.directory} was calibrated under other scoring settings ({'; '.join(changed)}): "
+            "the false-match rate will differ from the one asked for; run `audiosim index` to recalibrate",
+            stacklevel=3,
         )
     return cal
 

@@ -66,6 +66,16 @@ def test_calibration_must_be_for_the_scoring_settings_of_the_index() -> None:
     assert older.scoring is None and older.is_current(IndexConfig(search_k=500))  # stored before: kept
 
 
+def test_a_stale_calibration_names_the_settings_that_changed() -> None:
+    cal = Calibration("background", 0.01, [], STATISTIC, scoring=IndexConfig().scoring())
+    assert cal.changed_settings(IndexConfig(max_false_match=0.05)) == []
+    assert cal.changed_settings(IndexConfig(search_k=500, query_speeds=(1.0, 1.05))) == [
+        "query_speeds: [1.0] -> [1.0, 1.05]", "search_k: 2000 -> 500"]
+    before = Calibration("background", 0.01, [], STATISTIC,  # recorded before search_k_shared existed
+                         scoring={k: v for k, v in IndexConfig().scoring().items() if k != "search_k_shared"})
+    assert before.changed_settings(IndexConfig()) == ["search_k_shared: not recorded -> True"]
+
+
 def test_the_writers_bookkeeping_is_written_last_and_read_back() -> None:
     cal = _cal()
     assert not {"generation", "index_tracks", "added_since"} & set(cal.to_dict())  # unset: not written

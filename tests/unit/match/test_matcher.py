@@ -82,6 +82,19 @@ def test_without_thresholds_nothing_matches_unless_one_is_given() -> None:
     assert policy.overridden(threshold=0.5).threshold(11) == 0.5
 
 
+def test_thresholds_calibrated_under_other_scoring_settings_are_used_with_a_warning_naming_them() -> None:
+    from types import SimpleNamespace
+
+    from audiosim.config import IndexConfig
+    from audiosim.index.thresholds import STATISTIC
+
+    cal = Calibration("background", 0.01, [], STATISTIC, scoring=IndexConfig().scoring())
+    index = SimpleNamespace(manifest=SimpleNamespace(calibration=cal), config=IndexConfig(search_k=500),
+                            directory=Path("home/index"))
+    with pytest.warns(UserWarning, match=r"search_k: 2000 -> 500.*run `audiosim index` to recalibrate"):
+        assert match._calibration(index) is cal
+
+
 @pytest.mark.parametrize("rate", [2.0, 1.0, -0.01, float("nan")])
 def test_a_false_match_rate_outside_0_1_is_refused(rate: float) -> None:
     with pytest.raises(ValueError, match=r"max_false_match must be in \[0, 1\)"):
