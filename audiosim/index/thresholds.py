@@ -147,8 +147,9 @@ class Calibration:
         """The settings of ``config`` that score clips otherwise than this calibration did.
 
         Each as ``"name: calibrated -> now"``, ``query_speeds`` first; empty
-        when the thresholds hold. A calibration recorded before scoring
-        settings were (``scoring`` None) is compared on its speeds only.
+        when the thresholds hold. A calibration made before the scoring
+        settings were recorded (``scoring`` None) is compared on its speeds
+        only.
         """
         changed = []
         then, now_speeds = list(speed_set(self.query_speeds)), list(speed_set(config.query_speeds))
