@@ -49,7 +49,7 @@ from audiosim.training.data import (
     split_tracks,
     write_split,
 )
-from audiosim.training.triplet import mine_triplets
+from audiosim.training.triplet import loss_card, mine_triplets
 from audiosim.training.validate import build_validation, validate, validation_score
 
 # --------------------------------------------------------------------------
@@ -260,8 +260,7 @@ def train_encoder(
     val = build_validation(val_data, features_cfg, augment_cfg, index_hop_seconds=0.5, speech_bank=val_speech_bank)
     base_card = dict(card or {})
     base_card.update(
-        loss=dict(name="triplet", formula="max(0, d(a, p) - d(a, n) + margin)", distance=cfg.distance,
-                  margin=cfg.margin),
+        loss=loss_card(cfg.distance, cfg.margin),
         train_config=cfg.to_dict(),
         augment_config=augment_cfg.to_dict(),
         train_tracks=len(train_data.names),

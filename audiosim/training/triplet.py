@@ -35,6 +35,12 @@ def triplet_loss(d_ap: torch.Tensor, d_an: torch.Tensor, margin: float) -> torch
     return torch.relu(d_ap - d_an + margin)
 
 
+def loss_card(distance: str, margin: float) -> dict:
+    """What a model card says of this loss: its name, formula, distance and margin."""
+    return {"name": "triplet", "formula": "max(0, d(a, p) - d(a, n) + margin)", "distance": distance,
+            "margin": margin}
+
+
 @dataclass
 class MinedLoss:
     """The mined loss and what it saw."""
