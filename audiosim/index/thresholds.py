@@ -152,13 +152,12 @@ class Calibration:
         only.
         """
         changed = []
-        then, now_speeds = list(speed_set(self.query_speeds)), list(speed_set(config.query_speeds))
-        if then != now_speeds:
-            changed.append(f"query_speeds: {then} -> {now_speeds}")
-        now = config.scoring()
-        for name, value in now.items():
-            if self.scoring is not None and self.scoring.get(name) != value:
-                changed.append(f"{name}: {self.scoring.get(name, 'not recorded')} -> {value}")
+        then, now = list(speed_set(self.query_speeds)), list(speed_set(config.query_speeds))
+        if then != now:
+            changed.append(f"query_speeds: {then} -> {now}")
+        if self.scoring is not None:
+            changed += [f"{name}: {self.scoring.get(name, 'not recorded')} -> {value}"
+                        for name, value in config.scoring().items() if self.scoring.get(name) != value]
         return changed
 
     def threshold(self, n_segments: int, max_false_match: float | None = None) -> float:
