@@ -147,6 +147,57 @@ def estimate_key(chroma: np.ndarray, weights: np.ndarray | None = None) -> tuple
     return KEYS[k], ("major", "minor")[m], float(scores[m, k]), float(scores[0].max() - scores[1].max())
 
 
+TUNING_BAND_HZ = (150.0, 4000.0)
+"""Frequencies whose spectral peaks estimate the tuning (librosa's ``piptrack`` defaults)."""
+TUNING_PEAK_THRESHOLD = 0.1
+"""A peak counts when above this share of its frame's largest bin (``piptrack``'s default)."""
+
+
+def estimate_tuning(S: np.ndarray, sr: float, bins_per_octave: int = 12) -> float:
+    """Tuning deviation (fractions of a bin) of a spectrogram, as ``librosa.estimate_tuning(S=S, sr=sr)``.
+
+    The same answer, bit for bit, for less work: librosa interpolates every
+    bin's peak and then keeps those in :data:`TUNING_BAND_HZ`; here only
+    that band (and one neighbour on each side, which its interpolation
+    reads) is interpolated. Peaks are found by parabolic
+    interpolation over frequency, in double precision as librosa's stencil
+    computes them; those at or above the median peak magnitude vote in
+    :func:`librosa.pitch_tuning`'s histogram.
+
+    Parameters
+    ----------
+    S : ndarray, shape (1 + n_fft // 2, frames)
+        Magnitude or power spectrogram.
+    sr : float
+        Sample rate of the audio it was computed from.
+    bins_per_octave : int
+    """
+    import librosa
+
+    S = np.abs(S)
+    n_fft = 2 * (S.shape[-2] - 1)
+    freqs = librosa.fft_frequencies(sr=sr, n_fft=n_fft)
+    band = np.flatnonzero((TUNING_BAND_HZ[0] <= freqs) & (freqs < min(TUNING_BAND_HZ[1], float(sr) / 2)))
+    if band.size == 0:
+        return float(librosa.pitch_tuning(np.zeros(0), bins_per_octave=bins_per_octave))
+    # the band starts above 0 Hz and ends below the Nyquist bin, so both neighbours exist
+    first, last = int(band[0]), int(band[-1])
+    below, here, above = S[first - 1: last], S[first: last + 1], S[first + 1: last + 2]
+    a = (above + below).astype(np.float64) - 2 * here.astype(np.float64)
+    b = (above - below).astype(np.float64) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shift = np.where(np.abs(b) >= np.abs(a), 0.0, -b / a).astype(S.dtype)
+    slope = (above - below) / 2  # np.gradient at interior bins
+    ref = TUNING_PEAK_THRESHOLD * S.max(axis=-2, keepdims=True)
+    gated_below, gated, gated_above = (x * (x > ref) for x in (below, here, above))
+    rows, cols = np.nonzero((gated > gated_below) & (gated >= gated_above))  # local maxima over frequency
+    pitch = (first + rows + shift[rows, cols]) * float(sr) / n_fft
+    mag = here[rows, cols] + 0.5 * slope[rows, cols] * shift[rows, cols]
+    voiced = pitch > 0
+    threshold = np.median(mag[voiced]) if voiced.any() else 0.0
+    return float(librosa.pitch_tuning(pitch[(mag >= threshold) & voiced], bins_per_octave=bins_per_octave))
+
+
 def pulse_clarity(onset_env: np.ndarray, frames_per_second: float, bpm_range: tuple[float, float] = (40.0, 240.0)) -> float:
     """Highest peak of the normalised onset-envelope autocorrelation at beat lags.
 
@@ -250,7 +301,7 @@ def analyse(y: np.ndarray, sample_rate: int, cfg: DescriptorConfig = DescriptorC
         centroid = librosa.feature.spectral_centroid(S=spec, sr=sr)[0]
         rolloff = librosa.feature.spectral_rolloff(S=spec, sr=sr, roll_percent=0.85)[0]
         long = np.abs(librosa.stft(y, n_fft=2 * cfg.n_fft, hop_length=hop)) ** 2  # finer pitch resolution
-        chroma = librosa.feature.chroma_stft(S=long, sr=sr)
+        chroma = librosa.feature.chroma_stft(S=long, sr=sr, tuning=estimate_tuning(long, sr))
     n = min(chroma.shape[1], frame_rms.shape[0])
     key, mode, strength, clarity = estimate_key(chroma[:, :n], frame_rms[:n] * audible[:n])
     rms = float(np.sqrt(np.mean(y.astype(np.float64) ** 2)))

@@ -288,9 +288,10 @@ def explain(row: pd.Series, z: pd.Series, label: str, n_terms: int = 4, tags: pd
     (:func:`tag_phrase`), e.g. ``fast (152 BPM), major (D), busy (7.7
     onsets/s); tags: party (96th percentile), not sad (4th) → energetic``.
     """
-    top = [k for k in contributions(z).index if k != "mode"][: n_terms - 1]
+    moved_by = contributions(z)
+    top = [k for k in moved_by.index if k != "mode"][: n_terms - 1]
     names = top[:1] + ["mode"] + top[1:] if top else ["mode"]
-    names = sorted(names, key=lambda k: -contributions(z)[k])
+    names = sorted(names, key=lambda k: -moved_by[k])
     text = ", ".join(phrase(TERM[k], float(z[k]), row) for k in names)
     if tags is not None and n_tags > 0:
         moved = sorted(TAG_TERMS, key=lambda t: -abs(float(t.score(np.array([tags[t.column]]))[0]))

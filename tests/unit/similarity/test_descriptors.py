@@ -15,6 +15,7 @@ from audiosim.similarity.descriptors import (
     analyse,
     descriptor_table,
     estimate_key,
+    estimate_tuning,
     loudness_range,
     pulse_clarity,
 )
@@ -39,6 +40,31 @@ def test_key_from_a_chord_progression_in_a_minor():
     ]).astype(np.float32)
     d = analyse(np.tile(y, 2), SR)
     assert d.key_name == "A minor"
+
+
+def _power(y: np.ndarray) -> np.ndarray:
+    import librosa
+
+    return np.abs(librosa.stft(y, n_fft=4096, hop_length=512)) ** 2
+
+
+def test_tuning_of_a_detuned_chord_is_found():
+    t = np.arange(int(3 * SR)) / SR
+    cents = 30  # 0.3 of a semitone sharp
+    y = sum(np.sin(2 * np.pi * 440 * 2 ** ((m - 69 + cents / 100) / 12) * t) for m in (57, 60, 64, 69))
+    assert estimate_tuning(_power(y.astype(np.float32)), SR) == pytest.approx(0.3, abs=0.03)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_tuning_equals_librosas_estimate_exactly(seed):
+    import librosa
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(4 * SR)) / SR
+    tones = sum(np.sin(2 * np.pi * f * t) for f in rng.uniform(100, 3000, 6))
+    y = (tones / 6 + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
+    for S in (_power(y), (rng.random((2049, 120)) ** 3).astype(np.float32)):
+        assert estimate_tuning(S, SR) == librosa.estimate_tuning(S=S, sr=SR, bins_per_octave=12)
 
 
 def test_tempo_pulse_and_onsets_of_a_click_track():
