@@ -7,8 +7,9 @@ Usage::
 Takes ``n`` tracks spread evenly over the corpus list and times, without
 any cache, each stage of :meth:`audiosim.similarity.vectors.SongVectors.many`
 on them: decoding the excerpts (:func:`~audiosim.similarity.excerpts.read_excerpts`),
-the musicnn networks (:func:`~audiosim.similarity.vectors.analyse_batch`
-without descriptors) and the librosa descriptors, then the whole thing as
+the musicnn networks (:func:`~audiosim.similarity.vectors.musicnn_outputs`,
+the networks' half of :func:`~audiosim.similarity.vectors.analyse_batch`)
+and the librosa descriptors, then the whole thing as
 ``many`` runs it with ``--workers`` threads. Torch runs on one thread per
 worker. Printed per hour of music (the tracks' full lengths), so that the
 figure scales to a catalogue, in wall and CPU seconds: on a loaded machine
@@ -41,7 +42,7 @@ from audiosim.similarity import musicnn
 from audiosim.similarity.descriptors import analyse
 from audiosim.similarity.excerpts import excerpt_spans, read_excerpts
 from audiosim.similarity.model import SongModel
-from audiosim.similarity.vectors import BATCH_SONGS, SongVectors, tag_excerpt
+from audiosim.similarity.vectors import BATCH_SONGS, SongVectors, musicnn_outputs
 
 
 def spread(paths: list[str], n: int) -> list[str]:
@@ -102,16 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             timed("decode the whole file (for comparison)", audio.load, q, dcfg.sample_rate)
         excerpts = [timed("decode the excerpts", read_excerpts, q, dcfg.sample_rate, cfg) for q in paths]
         for j in range(0, len(excerpts), BATCH_SONGS):
-            batch = excerpts[j: j + BATCH_SONGS]
-
-            def networks(batch=batch):
-                songs = [[musicnn.musicnn_input(audio.resample(w, ex.sample_rate, musicnn.SAMPLE_RATE))
-                          for w in ex.waves] for ex in batch]
-                with torch.inference_mode():
-                    model.net(torch.cat([x for s in songs for x in s]))
-                    musicnn.load_musicnn("mtt")(torch.cat([s[tag_excerpt(len(s))] for s in songs]))
-
-            timed("musicnn: MSD on all excerpts, MTT on the middle one", networks)
+            timed("musicnn: MSD on all excerpts, MTT on the middle one", musicnn_outputs, excerpts[j: j + BATCH_SONGS], model)
         for ex in excerpts:
             timed("librosa descriptors", analyse, ex.joined(), ex.sample_rate, dcfg, ex.duration)
 

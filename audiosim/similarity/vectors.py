@@ -91,12 +91,30 @@ def analyse_batch(
 ) -> list[SongAnalysis]:
     """Vectors, tags and descriptors of several songs' excerpts, the networks run once for all of them.
 
+    The networks' half is :func:`musicnn_outputs`; the descriptors are
+    :func:`~audiosim.similarity.descriptors.analyse` of each song's
+    excerpts end to end.
+    """
+    heard = musicnn_outputs(songs, model)
+    return [SongAnalysis(vector, tags, analyse(ex.joined(), ex.sample_rate, descriptor_cfg, duration=ex.duration))
+            for (vector, tags), ex in zip(heard, songs)]
+
+
+def musicnn_outputs(songs: Sequence[Excerpts], model: SongModel) -> list[tuple[np.ndarray, dict[str, np.ndarray]]]:
+    """Song vector and mean tag probabilities of each song, from the musicnn networks.
+
     The song model's network runs on every 3-second patch of every excerpt
     of every song in one batch, and gives both the song vectors (its layer,
     pooled per song) and that model's tags. The other musicnn model is there
     for its tags only, so it hears only each song's middle excerpt
     (:func:`tag_excerpt`), again all songs in one batch: the vector never
     depends on it.
+
+    Returns
+    -------
+    list of (ndarray, dict of str to ndarray)
+        Per song, in order: the unit song vector and the tags per model
+        (:data:`TAG_MODELS`).
     """
     if not songs:
         return []
@@ -115,9 +133,7 @@ def analyse_batch(
                 other = musicnn.load_musicnn(name)(torch.cat(middle)).tags
                 tags[name] = [t.mean(0).numpy().astype(np.float32)
                               for t in torch.split(other, [m.shape[0] for m in middle])]
-    return [SongAnalysis(vectors[i], {m: tags[m][i] for m in TAG_MODELS},
-                         analyse(ex.joined(), ex.sample_rate, descriptor_cfg, duration=ex.duration))
-            for i, ex in enumerate(songs)]
+    return [(vectors[i], {m: tags[m][i] for m in TAG_MODELS}) for i in range(len(songs))]
 
 
 def tag_excerpt(n_excerpts: int) -> int:
