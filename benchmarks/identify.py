@@ -65,6 +65,7 @@ from audiosim.signal import features as F  # noqa: E402
 from audiosim.store.atomic import atomic_save_npy  # noqa: E402
 from audiosim.store.content import FeatureStore  # noqa: E402
 from audiosim.store.home import DataHome  # noqa: E402
+from audiosim.training.data import load_noise_bank  # noqa: E402
 from benchmarks.peers import AUDFPRINT_SHIM, ensure_audfprint  # noqa: E402  (shared with ingest.py)
 
 SR = 8000
@@ -223,18 +224,9 @@ def make_home(tracks: list[Track], work: Path, wave_cache: Path | None, fc: Feat
 
 
 def recordings(globs: tuple[str, ...]) -> torch.Tensor:
-    """The audible files matching ``globs``, each at unit RMS, concatenated at 8 kHz."""
-    files = sorted(f for g in globs for f in glob.glob(g, recursive=True))
-    parts = []
-    for f in files:
-        try:
-            x = audio.load(f, SR, audio.DecodeConfig(min_seconds=0.2))
-        except audio.AudioError:
-            continue
-        rms = float(np.sqrt(np.mean(x**2)))
-        if rms > 1e-4:
-            parts.append(x / rms)
-    return torch.from_numpy(np.concatenate(parts)) if parts else torch.zeros(0)
+    """The files matching ``globs``, sorted, as the training reads its banks (each at unit RMS, concatenated,
+    at 8 kHz; :func:`audiosim.training.data.load_noise_bank`, uncapped)."""
+    return load_noise_bank(sorted(f for g in globs for f in glob.glob(g, recursive=True)), SR, max_seconds=None)
 
 
 def noise_bank() -> torch.Tensor:
