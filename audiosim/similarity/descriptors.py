@@ -159,9 +159,9 @@ def estimate_tuning(S: np.ndarray, sr: float, bins_per_octave: int = 12) -> floa
     The same answer, bit for bit, for less work: librosa interpolates every
     bin's peak and then keeps those in :data:`TUNING_BAND_HZ`; here only
     that band (and one neighbour on each side, which its interpolation
-    reads) is interpolated. Peaks are found by parabolic
-    interpolation over frequency, in double precision as librosa's stencil
-    computes them; those at or above the median peak magnitude vote in
+    reads) is interpolated. Peaks are found by parabolic interpolation over
+    frequency, in double precision as librosa's stencil computes them; those
+    at or above the median peak magnitude vote in
     :func:`librosa.pitch_tuning`'s histogram.
 
     Parameters
@@ -171,6 +171,7 @@ def estimate_tuning(S: np.ndarray, sr: float, bins_per_octave: int = 12) -> floa
     sr : float
         Sample rate of the audio it was computed from.
     bins_per_octave : int
+        Bins per octave of the chroma the tuning is for (12: semitones).
     """
     import librosa
 
