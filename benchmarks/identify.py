@@ -324,8 +324,13 @@ class Query:
 
 def make_queries(tracks: list[Track], conds: list[str], lengths: list[float], n: int, n_absent: int,
                  wave_cache: Path | None, seed: int, fc: FeatureConfig) -> list[Query]:
-    rng = np.random.default_rng(seed)
-    g = torch.Generator().manual_seed(seed)
+    """``n`` clips per condition and length of the held tracks, and ``n_absent`` per length of the absent ones.
+
+    Each length's catalogue clips and its absent clips are drawn from their
+    own random streams (:func:`streams`), so the catalogue's clips do not
+    depend on ``n_absent``, and the absent clips of a smaller run are the
+    first ones of a larger run with the same seed.
+    """
     bank = noise_bank()
     log(f"recorded-noise bank: {bank.numel() / SR:.0f} s")
     speech = speech_bank() if any("babble" in c for c in conds) else None
@@ -335,26 +340,32 @@ def make_queries(tracks: list[Track], conds: list[str], lengths: list[float], n:
     absent = [t for t in tracks if t.role == "absent"]
     waves = {t.content_hash: wave(t, wave_cache) for t in held + absent}
     out = []
-    for length in lengths:
-        for cond in conds:
-            made = 0
-            while made < n:
-                t = held[int(rng.integers(len(held)))]
-                t0 = pick_start(waves[t.content_hash], length, rng, fc)
-                if t0 is None:
-                    continue
-                out.append(Query(cond, length, t.content_hash, t0, degrade(cond, waves[t.content_hash], t0, length, bank, g, speech), False))
-                made += 1
-        made = 0
-        while made < n_absent:  # absent clips cycle through the conditions
-            t = absent[int(rng.integers(len(absent)))]
+
+    def draw(pool: list[Track], length: float, rng: np.random.Generator) -> tuple[Track, float]:
+        while True:
+            t = pool[int(rng.integers(len(pool)))]
             t0 = pick_start(waves[t.content_hash], length, rng, fc)
-            if t0 is None:
-                continue
+            if t0 is not None:
+                return t, t0
+
+    for li, length in enumerate(lengths):
+        rng, g = streams(seed, li, "catalogue")
+        for cond in conds:
+            for _ in range(n):
+                t, t0 = draw(held, length, rng)
+                out.append(Query(cond, length, t.content_hash, t0, degrade(cond, waves[t.content_hash], t0, length, bank, g, speech), False))
+        rng, g = streams(seed, li, "absent")
+        for made in range(n_absent):  # absent clips cycle through the conditions
+            t, t0 = draw(absent, length, rng)
             cond = conds[made % len(conds)]
             out.append(Query(cond, length, t.content_hash, t0, degrade(cond, waves[t.content_hash], t0, length, bank, g, speech), True))
-            made += 1
     return out
+
+
+def streams(seed: int, length_index: int, kind: str) -> tuple[np.random.Generator, torch.Generator]:
+    """The numpy and torch random streams of one length's ``kind`` of clips (``catalogue`` or ``absent``)."""
+    ss = np.random.SeedSequence([seed, length_index, ("catalogue", "absent").index(kind)])
+    return np.random.default_rng(ss), torch.Generator().manual_seed(int(ss.generate_state(1)[0]))
 
 
 # --------------------------------------------------------------------------
