@@ -184,11 +184,12 @@ def estimate_tuning(S: np.ndarray, sr: float, bins_per_octave: int = 12) -> floa
     # the band starts above 0 Hz and ends below the Nyquist bin, so both neighbours exist
     first, last = int(band[0]), int(band[-1])
     below, here, above = S[first - 1: last], S[first: last + 1], S[first + 1: last + 2]
+    rise = above - below
+    slope = rise / 2  # np.gradient at interior bins
     a = (above + below).astype(np.float64) - 2 * here.astype(np.float64)
-    b = (above - below).astype(np.float64) / 2
+    b = rise.astype(np.float64) / 2
     with np.errstate(divide="ignore", invalid="ignore"):
         shift = np.where(np.abs(b) >= np.abs(a), 0.0, -b / a).astype(S.dtype)
-    slope = (above - below) / 2  # np.gradient at interior bins
     ref = TUNING_PEAK_THRESHOLD * S.max(axis=-2, keepdims=True)
     gated_below, gated, gated_above = (x * (x > ref) for x in (below, here, above))
     rows, cols = np.nonzero((gated > gated_below) & (gated >= gated_above))  # local maxima over frequency
