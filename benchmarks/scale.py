@@ -2,10 +2,11 @@
 
 Usage::
 
-    python benchmarks/scale.py --corpus LIST [--base-hours H] [--sizes 10,30]
+    python benchmarks/scale.py --corpus LIST [--base-hours H|all] [--sizes 10,30]
                                [--clips N] [--absent-tracks N] [--seed N]
 
-1. A base catalogue (``--base-hours`` of corpus tracks, drawn at random) is
+1. A base catalogue (``--base-hours`` of corpus tracks, drawn at random;
+   ``all``: every track but the absent ones) is
    ingested (:func:`audiosim.ingest.ingest.ingest_many`) and indexed with
    calibrated thresholds (:func:`audiosim.index.writer.update` with
    :func:`audiosim.match.background.self_calibrate`: the model's background
@@ -14,7 +15,11 @@ Usage::
    with distractors: speed-shifted copies (pitch and tempo together, as a
    tape played fast or slow; factors ``--speeds``, 0.90-0.94 and 1.06-1.10
    by default) of other corpus tracks, which fingerprint as different
-   recordings. They are made from waveforms, without writing audio: each
+   recordings. With ``--base-hours all`` no track is left over, so the
+   copies are of the catalogue's own tracks, at speeds far from those a
+   lookup allows (0.66-0.88 and 1.12-1.48 by default, a little over 30x
+   the originals' hours): the same music as other recordings, the hardest
+   haystack for the standard clips. They are made from waveforms, without writing audio: each
    source is decoded once (:func:`audiosim.signal.audio.load`), resampled
    per factor (:func:`audiosim.signal.resample.resample`), turned into a
    log-mel (:func:`audiosim.signal.features.log_mel_stream`), put into the
@@ -42,7 +47,9 @@ matched to a wrong track apart) under the index's own thresholds.
 
 The data home is temporary (removed afterwards) unless ``--home`` is
 given. Run it with ``nice -n 10`` and ``OMP_NUM_THREADS=1`` on a shared
-machine; torch uses ``--threads`` threads (default 1) throughout.
+machine. The lookups use ``--threads`` torch threads (default 1, one
+request); ingest, distractors and the index build ``--build-threads``
+(default: the same).
 """
 
 from __future__ import annotations
@@ -68,6 +75,11 @@ sys.path.insert(0, str(ROOT))
 
 LENGTHS = (1.0, 5.0, 10.0)
 SPEEDS = (0.90, 0.92, 0.94, 1.06, 1.08, 1.10)
+"""Speed factors of copies of tracks outside the catalogue."""
+COPY_SPEEDS = tuple(round(0.66 + 0.02 * i, 2) for i in range(12)) + tuple(round(1.12 + 0.02 * i, 2) for i in range(19))
+"""Speed factors of copies of the catalogue's own tracks (``--base-hours all``): 0.66-0.88 and 1.12-1.48, far
+from the +-2 % a lookup allows, so each copy is another recording of the same music; together a little over 30x
+the originals' hours."""
 SNR_DB, GAIN = 20.0, 0.7
 
 
@@ -95,10 +107,14 @@ class Selection:
     durations: dict[str, float]
 
 
-def select(paths: list[str], base_hours: float, absent_tracks: int, seed: int) -> Selection:
+def select(paths: list[str], base_hours: float | None, absent_tracks: int, seed: int) -> Selection:
     """Shuffle the corpus (``seed``) and take base tracks until ``base_hours``, then absent tracks; the rest are sources.
 
-    Tracks under 20 s are left out (too short for 10 s clips with margins).
+    ``base_hours=None`` takes the whole corpus: the absent tracks are drawn
+    first, every other track is in the base, and the distractors' sources
+    are the base's own tracks (copies at other speeds, see
+    :data:`COPY_SPEEDS`). Tracks under 20 s are left out (too short for
+    10 s clips with margins).
     """
     import soundfile as sf
 
@@ -110,6 +126,9 @@ def select(paths: list[str], base_hours: float, absent_tracks: int, seed: int) -
             continue
     usable = sorted(p for p, d in durations.items() if d >= 20.0)
     random.Random(seed).shuffle(usable)
+    if base_hours is None:
+        absent = [usable.pop() for _ in range(min(absent_tracks, len(usable)))]
+        return Selection(usable, absent, list(usable), durations)
     base, total = [], 0.0
     while usable and total < base_hours * 3600:
         base.append(usable.pop())
@@ -155,7 +174,7 @@ def add_distractors(home: Path, sources: list[str], target_seconds: float, speed
     fc = FeatureConfig()
     dh = DataHome.resolve(home)
     store = FeatureStore(dh.features_dir, fc)
-    added = 0.0
+    added, made = 0.0, 0
     with Catalog(dh.catalog_path) as cat:
         for src in sources:
             if added >= target_seconds:
@@ -183,6 +202,9 @@ def add_distractors(home: Path, sources: list[str], target_seconds: float, speed
                                   sample_rate=fc.sample_rate, channels=1, title=f"{Path(src).stem} x{v:.2f}")
                 added += seconds
                 used[src] = i + 1
+            made += 1
+            if made % 25 == 0:
+                log(f"distractors: {made} sources, {added / 3600:.1f} of {target_seconds / 3600:.1f} h")
     if added < target_seconds:
         log(f"warning: only {added / 3600:.2f} h of distractors could be made ({target_seconds / 3600:.2f} h asked)")
     return added
@@ -354,11 +376,15 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  epilog=__doc__.split("\n\n", 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", type=Path, help="list of corpus audio files, one a line (e.g. the dev corpus list)")
-    ap.add_argument("--base-hours", type=float, default=1.0, metavar="H", help="hours of the base catalogue (default 1)")
+    ap.add_argument("--base-hours", default="1", metavar="H",
+                    help="hours of the base catalogue, or 'all': the whole corpus but the absent tracks, grown with "
+                    "copies of its own tracks at --speeds (default 1)")
     ap.add_argument("--sizes", default="10,30", metavar="N,N...",
                     help="catalogue sizes to grow to, in multiples of the base's hours (default 10,30)")
-    ap.add_argument("--speeds", default=",".join(f"{v:g}" for v in SPEEDS), metavar="LIST",
-                    help="speed factors of the distractor copies (default %(default)s)")
+    ap.add_argument("--speeds", default=None, metavar="LIST",
+                    help="speed factors of the distractor copies (default "
+                    f"{','.join(f'{v:g}' for v in SPEEDS)}; with --base-hours all, 0.66-0.88 and 1.12-1.48 "
+                    "in steps of 0.02)")
     ap.add_argument("--clips", type=int, default=40, metavar="N",
                     help="standard clips per length and kind (base, absent); default 40")
     ap.add_argument("--absent-tracks", type=int, default=20, metavar="N",
@@ -370,7 +396,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compact", action="store_true",
                     help="after the largest size, merge its shards into one (as `audiosim index --compact`) and "
                     "measure again: a lookup searches every shard")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads of the lookups (default 1)")
+    ap.add_argument("--build-threads", type=int, default=None, metavar="N",
+                    help="torch threads (and ingest workers) building the catalogue and index "
+                    "(default: --threads)")
     ap.add_argument("--model", type=Path, default=None, help="encoder (default: models/fingerprint.pt)")
     ap.add_argument("--home", type=Path, default=None, help="data home to build in (default: temporary, removed)")
     ap.add_argument("--measure", type=Path, default=None, help=argparse.SUPPRESS)
@@ -385,7 +414,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.corpus is None:
         ap.error("--corpus LIST is needed (a list of audio files, one a line)")
     sizes = [float(s) for s in args.sizes.split(",") if s]
-    speeds = tuple(float(v) for v in args.speeds.split(","))
+    whole = args.base_hours.strip().lower() == "all"
+    try:
+        base_hours = None if whole else float(args.base_hours)
+    except ValueError:
+        ap.error(f"--base-hours: a number of hours or 'all', not {args.base_hours!r}")
+    speeds = (tuple(float(v) for v in args.speeds.split(",")) if args.speeds
+              else COPY_SPEEDS if whole else SPEEDS)
+    build_threads = args.build_threads or args.threads
 
     import torch
 
@@ -394,9 +430,9 @@ def main(argv: list[str] | None = None) -> int:
     from audiosim.store.catalog import Catalog, normalise_path
     from audiosim.store.home import DataHome
 
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(build_threads)
     paths = [line.strip() for line in args.corpus.read_text().splitlines() if line.strip()]
-    sel = select(paths, args.base_hours, args.absent_tracks, args.seed)
+    sel = select(paths, base_hours, args.absent_tracks, args.seed)
     base_s = sum(sel.durations[p] for p in sel.base)
     log(f"base: {len(sel.base)} tracks, {base_s / 3600:.2f} h; absent: {len(sel.absent)} tracks; "
         f"distractor sources: {len(sel.sources)} tracks, {sum(sel.durations[p] for p in sel.sources) / 3600:.1f} h "
@@ -405,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     rows, timings = [], []
     try:
         t0, c0 = time.perf_counter(), cpu_seconds()
-        ingest_many(sel.base, home=home, workers=1)
+        ingest_many(sel.base, home=home, workers=build_threads)
         log(f"base ingested in {time.perf_counter() - t0:.0f} s")
         with Catalog(DataHome.resolve(home).catalog_path) as cat:
             truth_ids = [cat.get_by_path(normalise_path(p)).id for p in sel.base]
@@ -440,8 +476,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print_table(["step", "wall s", "CPU s (this process)"],
                 [[n, f"{w:.0f}", "-" if c is None else f"{c:.0f}"] for n, w, c in timings])
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"(total {wall:.0f} s wall, {cpu:.0f} CPU s in this process; {args.clips} clips per length and kind; "
-          f"seed {args.seed}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())})")
+          f"seed {args.seed}; {build_threads} build threads, {args.threads} lookup threads; load average {load})")
     return 0
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from benchmarks.scale import select, smaps_rollup, speed_shift
+from benchmarks.scale import COPY_SPEEDS, select, smaps_rollup, speed_shift
 
 
 def test_a_faster_copy_is_shorter_and_its_tone_higher() -> None:
@@ -33,6 +33,28 @@ def test_base_absent_and_sources_never_share_a_track(tmp_path: Path) -> None:
     parts = [set(sel.base), set(sel.absent), set(sel.sources)]
     assert set().union(*parts) == set(paths)
     assert sum(len(s) for s in parts) == len(paths)
+
+
+def test_the_whole_corpus_is_the_base_but_the_absent_tracks_and_grows_with_copies_of_itself(tmp_path: Path) -> None:
+    paths = []
+    for i in range(6):
+        p = tmp_path / f"t{i}.wav"
+        sf.write(p, np.zeros(8000 * (20 + i), np.float32), 8000)
+        paths.append(str(p))
+    short = tmp_path / "short.wav"
+    sf.write(short, np.zeros(8000 * 5, np.float32), 8000)
+    sel = select(paths + [str(short)], base_hours=None, absent_tracks=2, seed=3)
+    assert len(sel.absent) == 2
+    assert set(sel.base) | set(sel.absent) == set(paths)
+    assert not set(sel.base) & set(sel.absent)
+    assert sel.sources == sel.base
+
+
+def test_copies_of_catalogue_tracks_are_far_from_lookup_speeds_and_reach_thirty_times() -> None:
+    assert all(abs(v - 1.0) >= 0.1 for v in COPY_SPEEDS)
+    assert len(set(COPY_SPEEDS)) == len(COPY_SPEEDS)
+    # hours of the copies, in multiples of the originals' (a copy at speed v lasts 1 / v as long)
+    assert 1 + sum(1 / v for v in COPY_SPEEDS) >= 30
 
 
 def test_smaps_rollup_reads_resident_memory_in_bytes() -> None:
