@@ -21,12 +21,18 @@ def test_a_faster_copy_is_shorter_and_its_tone_higher() -> None:
     assert abs(peak - 440 * 1.10) < 5
 
 
-def test_base_absent_and_sources_never_share_a_track(tmp_path: Path) -> None:
+def silent_tracks(folder: Path, seconds: list[int]) -> list[str]:
+    """Write one silent 8 kHz WAV per length in ``seconds``; return their paths."""
     paths = []
-    for i in range(8):
-        p = tmp_path / f"t{i}.wav"
-        sf.write(p, np.zeros(8000 * (20 + i), np.float32), 8000)
+    for i, n in enumerate(seconds):
+        p = folder / f"t{i}.wav"
+        sf.write(p, np.zeros(8000 * n, np.float32), 8000)
         paths.append(str(p))
+    return paths
+
+
+def test_base_absent_and_sources_never_share_a_track(tmp_path: Path) -> None:
+    paths = silent_tracks(tmp_path, [20 + i for i in range(8)])
     sel = select(paths + [str(tmp_path / "missing.wav")], base_hours=50 / 3600, absent_tracks=2, seed=1)
     assert sum(sel.durations[p] for p in sel.base) >= 50
     assert len(sel.absent) == 2
@@ -36,14 +42,8 @@ def test_base_absent_and_sources_never_share_a_track(tmp_path: Path) -> None:
 
 
 def test_the_whole_corpus_is_the_base_but_the_absent_tracks_and_grows_with_copies_of_itself(tmp_path: Path) -> None:
-    paths = []
-    for i in range(6):
-        p = tmp_path / f"t{i}.wav"
-        sf.write(p, np.zeros(8000 * (20 + i), np.float32), 8000)
-        paths.append(str(p))
-    short = tmp_path / "short.wav"
-    sf.write(short, np.zeros(8000 * 5, np.float32), 8000)
-    sel = select(paths + [str(short)], base_hours=None, absent_tracks=2, seed=3)
+    *paths, short = silent_tracks(tmp_path, [20, 21, 22, 23, 24, 25, 5])
+    sel = select(paths + [short], base_hours=None, absent_tracks=2, seed=3)
     assert len(sel.absent) == 2
     assert set(sel.base) | set(sel.absent) == set(paths)
     assert not set(sel.base) & set(sel.absent)
