@@ -18,11 +18,12 @@ Usage::
    recordings. With ``--base-hours all`` no track is left over, so the
    copies are of the catalogue's own tracks, at speeds far from those a
    lookup allows (0.66-0.88 and 1.12-1.48 by default, a little over 30x
-   the originals' hours): the same music as other recordings, the hardest
-   haystack for the standard clips. They are made from waveforms, without writing audio: each
-   source is decoded once (:func:`audiosim.signal.audio.load`), resampled
-   per factor (:func:`audiosim.signal.resample.resample`), turned into a
-   log-mel (:func:`audiosim.signal.features.log_mel_stream`), put into the
+   the originals' hours): the standard clips' own music as other
+   recordings is in the haystack. The copies are made from waveforms,
+   without writing audio: each source is decoded once
+   (:func:`audiosim.signal.audio.load`), resampled per factor
+   (:func:`audiosim.signal.resample.resample`), turned into a log-mel
+   (:func:`audiosim.signal.features.log_mel_stream`), put into the
    feature store and catalogued (as ``ok`` tracks whose path names the
    source and factor but does not exist), then indexed by the same
    :func:`~audiosim.index.writer.update`, which adds a shard per growth step
