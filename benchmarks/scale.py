@@ -111,31 +111,66 @@ class Selection:
 def select(paths: list[str], base_hours: float | None, absent_tracks: int, seed: int) -> Selection:
     """Shuffle the corpus (``seed``) and take base tracks until ``base_hours``, then absent tracks; the rest are sources.
 
-    ``base_hours=None`` takes the whole corpus: the absent tracks are drawn
-    first, every other track is in the base, and the distractors' sources
-    are the base's own tracks (copies at other speeds, see
-    :data:`COPY_SPEEDS`). Tracks under 20 s are left out (too short for
-    10 s clips with margins).
+    ``base_hours=None`` takes the whole corpus (:func:`select_whole`).
+    Tracks under 20 s are left out (too short for 10 s clips with margins).
     """
-    import soundfile as sf
-
-    durations = {}
-    for p in paths:
-        try:
-            durations[p] = float(sf.info(p).duration)
-        except Exception:  # an unreadable file plays no part
-            continue
+    durations = track_durations(paths)
     usable = sorted(p for p, d in durations.items() if d >= 20.0)
-    random.Random(seed).shuffle(usable)
     if base_hours is None:
-        absent = [usable.pop() for _ in range(min(absent_tracks, len(usable)))]
-        return Selection(usable, absent, list(usable), durations)
+        return select_whole(usable, durations, absent_tracks, seed)
+    random.Random(seed).shuffle(usable)
     base, total = [], 0.0
     while usable and total < base_hours * 3600:
         base.append(usable.pop())
         total += durations[base[-1]]
     absent = [usable.pop() for _ in range(min(absent_tracks, len(usable)))]
     return Selection(base, absent, usable, durations)
+
+
+def track_durations(paths: list[str]) -> dict[str, float]:
+    """Seconds of each readable file of ``paths`` (an unreadable file plays no part)."""
+    import soundfile as sf
+
+    durations = {}
+    for p in paths:
+        try:
+            durations[p] = float(sf.info(p).duration)
+        except Exception:
+            continue
+    return durations
+
+
+def select_whole(usable: list[str], durations: dict[str, float], absent_tracks: int, seed: int) -> Selection:
+    """The whole corpus as the base, but for whole soundtracks kept out as absent music.
+
+    A file packaged twice counts once (the first path by content). Absent
+    music is drawn by soundtrack (:func:`scripts.split_dev_corpus.soundtrack`),
+    at random, until there are at least ``absent_tracks`` tracks; a soundtrack
+    of more tracks than that is never drawn. Absent tracks of a soundtrack
+    the catalogue holds would be variations of its themes, not music it
+    lacks. The distractors' sources are the base's own tracks (copies at
+    other speeds, see :data:`COPY_SPEEDS`).
+    """
+    from audiosim.signal.audio import content_hash
+    from scripts.split_dev_corpus import soundtrack
+
+    seen: set[str] = set()
+    unique = [p for p in usable if not ((h := content_hash(p)) in seen or seen.add(h))]
+    by_soundtrack: dict[str, list[str]] = {}
+    for p in unique:
+        by_soundtrack.setdefault(soundtrack(p), []).append(p)
+    names = sorted(by_soundtrack)
+    random.Random(seed).shuffle(names)
+    absent: list[str] = []
+    for name in names:
+        if len(absent) >= absent_tracks:
+            break
+        if len(by_soundtrack[name]) <= absent_tracks:
+            absent += by_soundtrack[name]
+    kept_out = set(absent)
+    base = [p for p in unique if p not in kept_out]
+    random.Random(seed).shuffle(base)
+    return Selection(base, absent, list(base), durations)
 
 
 # --------------------------------------------------------------------------

@@ -41,13 +41,21 @@ def test_base_absent_and_sources_never_share_a_track(tmp_path: Path) -> None:
     assert sum(len(s) for s in parts) == len(paths)
 
 
-def test_the_whole_corpus_is_the_base_but_the_absent_tracks_and_grows_with_copies_of_itself(tmp_path: Path) -> None:
-    *paths, short = silent_tracks(tmp_path, [20, 21, 22, 23, 24, 25, 5])
-    sel = select(paths + [short], base_hours=None, absent_tracks=2, seed=3)
-    assert len(sel.absent) == 2
-    assert set(sel.base) | set(sel.absent) == set(paths)
-    assert not set(sel.base) & set(sel.absent)
-    assert sel.sources == sel.base
+def test_the_whole_corpus_is_the_base_but_whole_soundtracks_kept_out_as_absent_music(tmp_path: Path) -> None:
+    paths = []
+    for name, n in (("small", 2), ("mid", 3), ("large", 6)):  # soundtracks: one folder each
+        (tmp_path / name).mkdir()
+        paths += silent_tracks(tmp_path / name, [20 + len(paths) + i for i in range(n)])
+    copy = tmp_path / "large" / "z-copy.wav"
+    copy.write_bytes(Path(paths[-1]).read_bytes())  # the same file packaged twice: the first path counts
+    short = silent_tracks(tmp_path, [5])
+    for seed in range(4):
+        sel = select(paths + [str(copy)] + short, base_hours=None, absent_tracks=3, seed=seed)
+        absent_folders = {Path(p).parent.name for p in sel.absent}
+        assert absent_folders in ({"mid"}, {"small", "mid"})  # whole soundtracks until 3 tracks, never "large"
+        assert not set(sel.base) & set(sel.absent)
+        assert set(sel.base) | set(sel.absent) == set(paths)  # the copy and the short track are left out
+        assert sorted(sel.sources) == sorted(sel.base)
 
 
 def test_copies_of_catalogue_tracks_are_far_from_lookup_speeds_and_reach_thirty_times() -> None:
