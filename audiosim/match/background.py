@@ -23,11 +23,14 @@ scores): no decoding and no embedding, so it costs a fixed number of
 searches whatever the catalogue's size. A bank serves any query hop that
 is a multiple of the one it was made at (:meth:`BackgroundBank.clip_rows`).
 
-Bank music the catalogue does hold (the same file, or the same recording in
-another encoding) would be found, rightly, and push the thresholds up; it
-is left out: tracks whose content hash is in the index, and excerpts whose
-clean clip matches the catalogue with a mean aligned similarity of at
-least ``min_found_similarity`` (absent music never comes near it).
+Bank music the catalogue does hold would be found, rightly, and push the
+thresholds up. A bank track whose content hash is in the index is scored
+with that track left out of its clips' searches (as leave-one-track-out
+does), so a catalogue of the bank's own soundtracks still calibrates on
+every bank clip (:func:`clips_by_held_track`); an excerpt whose clean clip
+still matches the catalogue with a mean aligned similarity of at least
+``min_found_similarity`` (the same recording in another encoding; absent
+music never comes near it) is left out.
 
 :func:`self_calibrate` is the calibrator ``audiosim index`` uses: the
 bank when the model ships one made for it and the index's query settings,
@@ -308,6 +311,24 @@ def spread_clips(bank: BackgroundBank, n: int) -> list[int]:
     return [c for c in range(bank.n_clips) if int(bank.clip_excerpt[c]) in keep]
 
 
+def clips_by_held_track(bank: BackgroundBank, index: Index, clips: Sequence[int]) -> dict[tuple[int, ...], list[int]]:
+    """Bank clips grouped by the index tracks to leave out of their searches.
+
+    A clip of a bank track that the catalogue holds (the same content hash)
+    is searched without that track's items, as leave-one-track-out does,
+    so it stands for music the catalogue lacks; the other clips (key
+    ``()``) search the whole index.
+    """
+    ids_of: dict[str, list[int]] = {}
+    for tid, h in index.live_tracks().items():
+        ids_of.setdefault(str(h), []).append(int(tid))
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for c in clips:
+        own = tuple(sorted(ids_of.get(str(bank.track_hashes[bank.excerpt_track[bank.clip_excerpt[c]]]), ())))
+        groups.setdefault(own, []).append(int(c))
+    return groups
+
+
 def calibrate_background(
     index: Index,
     model: Encoder,
@@ -366,40 +387,42 @@ def calibrate_background(
     hop = query_hop_frames(cfg, model)
     lengths = sorted(float(x) for x in (seconds or cfg.calibration_seconds))
     clip_seconds = float(bank.meta["seconds"])
-    held = set(index.live_tracks().values())
-    skip_tracks = {i for i, h in enumerate(bank.track_hashes) if str(h) in held}
     rows = bank.clip_rows(hop)
-    todo = [c for c in spread_clips(bank, cfg.background_clips if clips is None else int(clips))
-            if len(rows[c]) and int(bank.excerpt_track[bank.clip_excerpt[c]]) not in skip_tracks]
+    todo = [c for c in spread_clips(bank, cfg.background_clips if clips is None else int(clips)) if len(rows[c])]
     most = cfg.background_windows if windows is None else int(windows)
     best: dict[int, list[list[ExcerptScore]]] = {}
-    for b0 in range(0, len(todo), batch_clips):
-        chunk = todo[b0 : b0 + batch_clips]
-        sel = np.concatenate([rows[c] for c in chunk])
-        vecs = bank.unit_vectors(sel)
-        nn = index.search(vecs, cfg.neighbours)
-        at = 0
-        for c in chunk:
-            r = np.arange(at, at + len(rows[c]))
-            at += len(rows[c])
-            run = (1.0, bank.starts[rows[c]].astype(np.int64), vecs[r], neighbours_of(nn, r))
-            best[c] = window_scores(index, run, clip_seconds, lengths, f, hop, most)
-        if progress:
-            progress("calibrate-clips", {"done": min(b0 + batch_clips, len(todo)), "total": len(todo)})
+    groups = clips_by_held_track(bank, index, todo)
+    done = 0
+    for own, group in groups.items():
+        for b0 in range(0, len(group), batch_clips):
+            chunk = group[b0 : b0 + batch_clips]
+            sel = np.concatenate([rows[c] for c in chunk])
+            vecs = bank.unit_vectors(sel)
+            nn = index.search(vecs, cfg.neighbours, exclude_tracks=list(own) or None)
+            at = 0
+            for c in chunk:
+                r = np.arange(at, at + len(rows[c]))
+                at += len(rows[c])
+                run = (1.0, bank.starts[rows[c]].astype(np.int64), vecs[r], neighbours_of(nn, r))
+                best[c] = window_scores(index, run, clip_seconds, lengths, f, hop, most)
+            done += len(chunk)
+            if progress:
+                progress("calibrate-clips", {"done": done, "total": len(todo)})
+    held_tracks = sum(1 for own in groups if own)
     in_longest = F.n_frames(int(round(lengths[-1] * f.sample_rate)), f)
     found = {int(bank.clip_excerpt[c]) for c, res in best.items()
              if not bank.clip_degraded[c] and res[-1]
              and res[-1][0].score >= min_found_similarity * np.sum(bank.starts[rows[c]] + f.segment_frames <= in_longest)}
     scores = [[w[k].score if k < len(w) else None for w in res] for c, res in best.items()
               if int(bank.clip_excerpt[c]) not in found for k in range(max(map(len, res), default=0))]
-    if progress and (found or skip_tracks):
-        progress("calibrate-shared", {"dropped": len(found), "tracks": len(skip_tracks)})
+    if progress and (found or held_tracks):
+        progress("calibrate-shared", {"dropped": len(found), "tracks": held_tracks})
     bins = score_bins(scores, lengths, model, cfg)
     if not bins:
         return None
     return Calibration(
         "background", cfg.max_false_match if max_false_match is None else float(max_false_match), bins,
-        tracks=len(bank.track_hashes) - len(skip_tracks), conditions=str(bank.meta.get("conditions", "")),
+        tracks=len(bank.track_hashes), conditions=str(bank.meta.get("conditions", "")),
         model_digest=model_digest(model), query_speeds=speed_set(cfg.query_speeds),
         scoring=cfg.scoring(),
     )
