@@ -139,6 +139,11 @@ def clips(paths: list[Path], starts=(2.0, 9.0, 16.0, 23.0), seconds: float = 3.0
     return out
 
 
+def clips_in(cal) -> int:
+    """Scores behind a calibration's thresholds, over all its lengths."""
+    return sum(len(x.scores) for x in cal.bins)
+
+
 @pytest.mark.slow
 def test_a_bank_at_a_coarser_hop_is_the_finer_banks_subset(songs, bank) -> None:
     model_path, _ = bank
@@ -226,9 +231,6 @@ def test_bank_music_that_the_catalogue_holds_is_scored_with_itself_left_out(song
     song11 = [c for c in range(len(b.clip_excerpt)) if b.excerpt_track[b.clip_excerpt[c]] == 0]
     assert sorted(groups) == [(), (9,)] and groups[(9,)] == song11  # song 11 is track 9 of the catalogue
 
-    def clips_in(cal):
-        return sum(len(x.scores) for x in cal.bins)
-
     # every bank clip still calibrates, as when the catalogue lacks song 11, and the thresholds stay as low
     assert by_hash.tracks == absent.tracks == 6
     assert clips_in(by_hash) == clips_in(absent)
@@ -245,9 +247,7 @@ def test_bank_music_the_catalogue_holds_in_another_encoding_is_left_out(songs, b
     with Index.open(home) as idx:
         by_audio = calibrate_background(idx, model, unknown, seconds=LENGTHS)
         kept_all = calibrate_background(idx, model, unknown, seconds=LENGTHS, min_found_similarity=2.0)
-
-    def clips_in(cal):
-        return sum(len(x.scores) for x in cal.bins)
+    assert by_audio.tracks == 6
 
     # song 11's clips find their own music: left out, and they would have set the thresholds
     assert clips_in(by_audio) < clips_in(kept_all)
