@@ -50,6 +50,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from audiosim.cli.options import UsageError, parse_settings  # noqa: E402
 from audiosim.config import FeatureConfig, IndexConfig  # noqa: E402
 from audiosim.fingerprint.embed import embed_logmel  # noqa: E402
 from audiosim.fingerprint.model import load_encoder  # noqa: E402
@@ -631,20 +632,6 @@ def run_audfprint(peer_dir: Path, work: Path, tracks: list[Track], queries: list
 # --------------------------------------------------------------------------
 
 
-def settings(pairs: list[str]) -> dict:
-    """``FIELD=JSON`` pairs as a dict (``--set``), e.g. ``["search_k=1000"]`` -> ``{"search_k": 1000}``."""
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise SystemExit(f"--set {pair!r}: expected FIELD=VALUE, e.g. search_k=1000")
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:  # a bare word: a string field
-            out[key.strip()] = value
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=str(ROOT / "models" / "fingerprint.pt"))
@@ -684,6 +671,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--save", help="write per-clip results (CSV) here")
     ap.add_argument("--tables-from", metavar="CSV", help="only print the tables of a CSV written by --save")
     args = ap.parse_args(argv)
+    try:
+        overrides = parse_settings(args.set)
+    except UsageError as e:
+        ap.error(str(e))
     if args.tables_from:
         df = pd.read_csv(args.tables_from)
         print_tables({**calibration_price(df, "audiosim"), **summarise(df, "audiosim")})
@@ -723,7 +714,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     calibrator = self_calibrate if args.calibration == "self" else calibrate_leave_one_out
     with Progress() as progress:
-        config = IndexConfig.from_dict({**stored_config(home).to_dict(), **settings(args.set)}) if args.set else None
+        config = IndexConfig.from_dict({**stored_config(home).to_dict(), **overrides}) if overrides else None
         res = IB.update(home, model_path, config=config, calibrate=partial(calibrator, progress=progress),
                         progress=progress, rebuild=args.rebuild)
         bank = load_bank(model)

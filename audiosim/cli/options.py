@@ -10,6 +10,7 @@ torch or Prefect), as every command imports it.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from audiosim.runners import RunnerSpec, resolve
@@ -24,6 +25,27 @@ FORMATS = ("table", "csv", "json")
 
 class UsageError(Exception):
     """Bad command-line input; printed without a traceback, exit code 2."""
+
+
+def parse_settings(pairs: list[str], option: str = "--set") -> dict:
+    """``FIELD=VALUE`` pairs as a dict, each value read as JSON when it is JSON
+    (``p_babble=0.5``, ``snr_db=[-3, 20]``) and as a string otherwise.
+
+    Raises
+    ------
+    UsageError
+        For a pair without ``=``.
+    """
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"{option} {pair!r}: expected FIELD=VALUE, e.g. p_babble=0.5")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:  # a bare word: a string field
+            out[key.strip()] = value
+    return out
 
 
 def home_option() -> argparse.ArgumentParser:

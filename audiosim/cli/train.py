@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from audiosim.cli.options import EXIT_OK, UsageError, home_option
-from audiosim.config import TrainConfig
+from audiosim.cli.options import EXIT_OK, UsageError, home_option, parse_settings
+from audiosim.config import AugmentConfig, TrainConfig
 from audiosim.store.home import DataHome
 
 
@@ -44,6 +44,41 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "with a fresh optimiser and schedule; its feature settings must match")
     p.add_argument("--lr", type=float, default=TrainConfig().lr,
                    help="peak learning rate (default: %(default)s; about half of it suits fine-tuning)")
+    p.add_argument("--augment", action="append", default=[], metavar="FIELD=VALUE",
+                   help="change one degradation of the positives (an AugmentConfig field, value as JSON), "
+                   "e.g. --augment p_babble=0.4 --augment 'babble_snr_db=[-2, 10]'; repeatable; the card "
+                   "records the whole configuration")
+    p.add_argument("--threads", type=int, default=TrainConfig().threads,
+                   help="torch CPU threads (default: 0, torch's own choice)")
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def augment_config(overrides: dict) -> AugmentConfig:
+    """The default :class:`AugmentConfig` with ``overrides`` (field -> value),
+    each checked against the default's shape: a number for a number, a pair
+    of numbers for a range.
+
+    Raises
+    ------
+    UsageError
+        Naming the field that is unknown or of the wrong shape.
+    """
+    base = AugmentConfig().to_dict()
+    for key, value in overrides.items():
+        if key not in base:
+            raise UsageError(f"--augment {key}: no such field; the fields are {', '.join(sorted(base))}")
+        default = base[key]
+        if isinstance(default, tuple):
+            ok = isinstance(value, list) and len(value) == len(default) and all(map(_is_number, value))
+            shape = f"a list of {len(default)} numbers, like {list(default)}"
+        else:
+            ok, shape = _is_number(value), f"a number, like {default}"
+        if not ok:
+            raise UsageError(f"--augment {key}={value!r}: expected {shape}")
+    return AugmentConfig.from_dict({**base, **overrides})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
     from audiosim.ingest.discover import discover
     from audiosim.training.data import catalogue_track_refs, split_by_file, track_refs
     from audiosim.training.loop import train_from_tracks
+    augment = augment_config(parse_settings(args.augment, "--augment"))
     home = DataHome.resolve(args.home)
     if args.paths:
         tracks = track_refs(discover(args.paths))
@@ -73,8 +109,9 @@ def run(args: argparse.Namespace) -> int:
         split = (train, val)
     try:
         card = train_from_tracks(tracks, args.out, home.cache_dir, noise_paths=noise, speech_paths=speech,
-                                 val_speech_paths=val_speech, split=split,
-                                 cfg=TrainConfig(steps=args.steps, lr=args.lr, init_from=str(args.init_from or "")),
+                                 val_speech_paths=val_speech, split=split, augment_cfg=augment,
+                                 cfg=TrainConfig(steps=args.steps, lr=args.lr, init_from=str(args.init_from or ""),
+                                                 threads=args.threads),
                                  resume=not args.no_resume)
     except ValueError as e:
         raise UsageError(str(e)) from None
