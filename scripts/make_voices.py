@@ -59,6 +59,15 @@ def package_files(package: str, suffix: str) -> list[Path]:
     return sorted(Path(line) for line in listed.splitlines() if line.endswith(suffix))
 
 
+def write_with(command: list[str], target: Path) -> None:
+    """Run ``command`` (its ``{out}`` argument replaced by a part file beside
+    ``target``), then rename the part file to ``target``: a run killed midway
+    leaves no half-written voice that a rerun would keep."""
+    part = target.with_suffix(".part" + target.suffix)
+    subprocess.run([str(part) if a == "{out}" else a for a in command], check=True, capture_output=True)
+    part.replace(target)
+
+
 def gsm_prompts(name: str, package: str, out: Path) -> int:
     """Convert each ``.gsm`` prompt of ``package`` to ``out/<name>/<folder>_<prompt>.wav``; return how many."""
     files = package_files(package, ".gsm")
@@ -67,9 +76,7 @@ def gsm_prompts(name: str, package: str, out: Path) -> int:
     for f in tqdm(files, desc=name, unit="file"):
         target = dest / f"{f.parent.name}_{f.stem}.wav"
         if not target.is_file():
-            tmp = target.with_suffix(".part.wav")
-            subprocess.run(["sox", "-t", "gsm", "-r", "8000", str(f), str(tmp)], check=True, capture_output=True)
-            tmp.replace(target)
+            write_with(["sox", "-t", "gsm", "-r", "8000", str(f), "{out}"], target)
     return len(files)
 
 
@@ -83,10 +90,7 @@ def festival_voice(voice: str, licence: str, out: Path) -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         txt = Path(tmp, "text.txt")
         txt.write_text(text)
-        wav = Path(tmp, "voice.wav")
-        subprocess.run(["text2wave", "-eval", f"(voice_{voice})", str(txt), "-o", str(wav)], check=True,
-                       capture_output=True)
-        shutil.move(str(wav), str(dest))
+        write_with(["text2wave", "-eval", f"(voice_{voice})", str(txt), "-o", "{out}"], dest)
     return dest
 
 
