@@ -18,6 +18,39 @@ from typing import Any, ClassVar, TypeVar
 T = TypeVar("T", bound="_Config")
 
 
+def _fits(declared: str, value: Any) -> bool:
+    """Whether ``value`` (as JSON gives it) fits a field declared ``declared``
+    (the annotation's text: ``float``, ``tuple[float, float]``, ``tuple[int, ...]``)."""
+    if declared.startswith("tuple[") and declared.endswith("]"):
+        kinds = [k.strip() for k in declared[len("tuple["):-1].split(",")]
+        if not isinstance(value, (list, tuple)):
+            return False
+        if kinds[-1] == "...":
+            kinds = [kinds[0]] * len(value)
+            if not value:
+                return False
+        return len(kinds) == len(value) and all(_fits(k, v) for k, v in zip(kinds, value))
+    if declared == "bool":
+        return isinstance(value, bool)
+    if declared == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if declared == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if declared == "str":
+        return isinstance(value, str)
+    return True  # a type this check does not know: the dataclass takes it as it is
+
+
+def _describe(declared: str) -> str:
+    """``tuple[float, float]`` -> "a list of 2 numbers" and so on, for messages."""
+    names = {"float": "a number", "int": "a whole number", "bool": "true or false", "str": "a string"}
+    if declared.startswith("tuple["):
+        kinds = [k.strip() for k in declared[len("tuple["):-1].split(",")]
+        what = {"float": "numbers", "int": "whole numbers"}.get(kinds[0], kinds[0])
+        return f"a list of {what}" if kinds[-1] == "..." else f"a list of {len(kinds)} {what}"
+    return names.get(declared, declared)
+
+
 class ConfigMismatchError(ValueError):
     """An artifact was made with a different configuration than the one asked for."""
 
@@ -46,6 +79,32 @@ class _Config:
                 v = data[f.name]
                 values[f.name] = tuple(v) if isinstance(v, list) else v
         return cls(**values)
+
+    def with_fields(self: T, changes: dict[str, Any]) -> T:
+        """A copy with ``changes`` (field -> value as JSON gives it: lists for
+        tuples), each value checked against the field's declared type.
+
+        For settings typed by a person (``audiosim train --augment``, the
+        benchmarks' ``--set``): a range needs two numbers, a count a whole
+        number, a switch ``true`` or ``false``.
+
+        Raises
+        ------
+        ValueError
+            Naming the field that is unknown or whose value does not fit,
+            and what it expects.
+        """
+        fields = {f.name: f for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+        for key, value in changes.items():
+            if key not in fields:
+                raise ValueError(f"{key}: no {type(self).__name__} field of that name; "
+                                 f"the fields are {', '.join(sorted(fields))}")
+            declared = str(fields[key].type)
+            if not _fits(declared, value):
+                raise ValueError(f"{key}={json.dumps(value)}: expected {_describe(declared)}, "
+                                 f"like {json.dumps(getattr(self, key))}")
+        return dataclasses.replace(self, **{k: tuple(v) if isinstance(v, list) else v  # type: ignore[type-var]
+                                            for k, v in changes.items()})
 
     def to_json(self) -> str:
         """Canonical JSON text (sorted keys) of the configuration."""

@@ -673,8 +673,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         overrides = parse_settings(args.set)
-    except UsageError as e:
-        ap.error(str(e))
+        IndexConfig().with_fields(overrides)  # an unknown field or a value of the wrong type stops here
+    except (UsageError, ValueError) as e:
+        ap.error(f"--set {e}" if isinstance(e, ValueError) else str(e))
     if args.tables_from:
         df = pd.read_csv(args.tables_from)
         print_tables({**calibration_price(df, "audiosim"), **summarise(df, "audiosim")})
@@ -714,7 +715,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     calibrator = self_calibrate if args.calibration == "self" else calibrate_leave_one_out
     with Progress() as progress:
-        config = IndexConfig.from_dict({**stored_config(home).to_dict(), **overrides}) if overrides else None
+        config = stored_config(home).with_fields(overrides) if overrides else None
         res = IB.update(home, model_path, config=config, calibrate=partial(calibrator, progress=progress),
                         progress=progress, rebuild=args.rebuild)
         bank = load_bank(model)

@@ -52,33 +52,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="torch CPU threads (default: 0, torch's own choice)")
 
 
-def _is_number(v: object) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
 def augment_config(overrides: dict) -> AugmentConfig:
-    """The default :class:`AugmentConfig` with ``overrides`` (field -> value),
-    each checked against the default's shape: a number for a number, a pair
-    of numbers for a range.
+    """The default :class:`AugmentConfig` with ``overrides`` (field -> value).
 
     Raises
     ------
     UsageError
-        Naming the field that is unknown or of the wrong shape.
+        Naming the field that is unknown or of the wrong type
+        (:meth:`~audiosim.config.AugmentConfig.with_fields`).
     """
-    base = AugmentConfig().to_dict()
-    for key, value in overrides.items():
-        if key not in base:
-            raise UsageError(f"--augment {key}: no such field; the fields are {', '.join(sorted(base))}")
-        default = base[key]
-        if isinstance(default, tuple):
-            ok = isinstance(value, list) and len(value) == len(default) and all(map(_is_number, value))
-            shape = f"a list of {len(default)} numbers, like {list(default)}"
-        else:
-            ok, shape = _is_number(value), f"a number, like {default}"
-        if not ok:
-            raise UsageError(f"--augment {key}={value!r}: expected {shape}")
-    return AugmentConfig.from_dict({**base, **overrides})
+    try:
+        return AugmentConfig().with_fields(overrides)
+    except ValueError as e:
+        raise UsageError(f"--augment {e}") from None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -42,7 +42,8 @@ def test_augment_settings_change_only_the_fields_named() -> None:
 @pytest.mark.parametrize("pair, says", [
     ("p_babble=lots", "expected a number"),
     ("snr_db=[1]", "a list of 2 numbers"),
-    ("p_talk=0.5", "no such field"),
+    ("p_talk=0.5", "no AugmentConfig field"),
+    ("babble_talkers=[2.5, 7]", "a list of 2 whole numbers"),
     ("p_babble", "FIELD=VALUE"),
 ])
 def test_a_bad_augment_setting_is_a_usage_error_before_anything_trains(make_wav, tmp_path, capsys, pair, says) -> None:
