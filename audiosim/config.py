@@ -18,17 +18,23 @@ from typing import Any, ClassVar, TypeVar
 T = TypeVar("T", bound="_Config")
 
 
+def _tuple_kinds(declared: str) -> list[str] | None:
+    """The item types of a ``tuple[...]`` annotation's text (``["float", "..."]``
+    for ``tuple[float, ...]``), None for any other annotation."""
+    if declared.startswith("tuple[") and declared.endswith("]"):
+        return [k.strip() for k in declared[len("tuple["):-1].split(",")]
+    return None
+
+
 def _fits(declared: str, value: Any) -> bool:
     """Whether ``value`` (as JSON gives it) fits a field declared ``declared``
     (the annotation's text: ``float``, ``tuple[float, float]``, ``tuple[int, ...]``)."""
-    if declared.startswith("tuple[") and declared.endswith("]"):
-        kinds = [k.strip() for k in declared[len("tuple["):-1].split(",")]
-        if not isinstance(value, (list, tuple)):
+    kinds = _tuple_kinds(declared)
+    if kinds is not None:
+        if not isinstance(value, (list, tuple)) or not value:
             return False
         if kinds[-1] == "...":
             kinds = [kinds[0]] * len(value)
-            if not value:
-                return False
         return len(kinds) == len(value) and all(_fits(k, v) for k, v in zip(kinds, value))
     if declared == "bool":
         return isinstance(value, bool)
@@ -43,12 +49,17 @@ def _fits(declared: str, value: Any) -> bool:
 
 def _describe(declared: str) -> str:
     """``tuple[float, float]`` -> "a list of 2 numbers" and so on, for messages."""
-    names = {"float": "a number", "int": "a whole number", "bool": "true or false", "str": "a string"}
-    if declared.startswith("tuple["):
-        kinds = [k.strip() for k in declared[len("tuple["):-1].split(",")]
+    kinds = _tuple_kinds(declared)
+    if kinds is not None:
         what = {"float": "numbers", "int": "whole numbers"}.get(kinds[0], kinds[0])
         return f"a list of {what}" if kinds[-1] == "..." else f"a list of {len(kinds)} {what}"
-    return names.get(declared, declared)
+    return {"float": "a number", "int": "a whole number", "bool": "true or false", "str": "a string"}.get(
+        declared, declared)
+
+
+def _as_field_value(value: Any) -> Any:
+    """A value as a dataclass field holds it: JSON's lists become tuples."""
+    return tuple(value) if isinstance(value, list) else value
 
 
 class ConfigMismatchError(ValueError):
@@ -77,7 +88,7 @@ class _Config:
         for f in dataclasses.fields(cls):  # type: ignore[arg-type]
             if f.name in data:
                 v = data[f.name]
-                values[f.name] = tuple(v) if isinstance(v, list) else v
+                values[f.name] = _as_field_value(v)
         return cls(**values)
 
     def with_fields(self: T, changes: dict[str, Any]) -> T:
@@ -103,8 +114,7 @@ class _Config:
             if not _fits(declared, value):
                 raise ValueError(f"{key}={json.dumps(value)}: expected {_describe(declared)}, "
                                  f"like {json.dumps(getattr(self, key))}")
-        return dataclasses.replace(self, **{k: tuple(v) if isinstance(v, list) else v  # type: ignore[type-var]
-                                            for k, v in changes.items()})
+        return dataclasses.replace(self, **{k: _as_field_value(v) for k, v in changes.items()})  # type: ignore[type-var]
 
     def to_json(self) -> str:
         """Canonical JSON text (sorted keys) of the configuration."""
