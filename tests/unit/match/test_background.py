@@ -172,8 +172,9 @@ def test_bank_calibration_keeps_absent_songs_out_and_matches_degraded_copies(son
     assert [bin_.seconds for bin_ in cal.bins] == list(LENGTHS)
     W.store_calibration(home, cal)
     m = Matcher(home, model)
-    # 5 s clips that start after the intro: a songbook intro is a bare chord pad over sparse drums,
-    # made by one recipe for every song, so any two intros are as alike as two passages of one song
+    # 5 s clips that start after the intro (one or two bars, at most 4 s at every songbook tempo): an
+    # intro is a bare chord pad over sparse drums made by one recipe for every song, so any two
+    # intros are as alike as two passages of one song
     absent = [m.answer(c, SR) for c in clips(songs[8:10], starts=(4.0, 9.0, 14.0, 19.0, 24.0), seconds=5.0)]
     assert not [a for a in absent if a.matched], "absent songs must not match"
     present = [m.answer(noisy(c, 10.0, seed=i), SR) for i, c in enumerate(clips(songs[:8]))]
