@@ -262,14 +262,6 @@ class TrainConfig(_Config):
     shift within ``max_shift_seconds``) are not negatives: looping game music
     repeats passages, and batch-hard mining would otherwise pick the repeat
     as the hardest "negative". 1.0 turns the check off."""
-    memory_size: int = 0
-    """Anchors of recent batches kept as extra negatives (a cross-batch
-    memory of their detached embeddings, newest replacing oldest): a lookup
-    must keep a degraded clip nearer its own passage than to the nearest of
-    a whole catalogue's segments, and a batch offers only 255 to mine from.
-    Memory items of an anchor's own track are never its negatives (the
-    repeat check needs log-mels, which the memory does not keep). 0 mines
-    in the batch only."""
     init_from: str = ""
     """Start from this checkpoint's weights (fine-tuning) instead of random
     ones; the optimiser and schedule start afresh."""

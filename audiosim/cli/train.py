@@ -44,9 +44,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "with a fresh optimiser and schedule; its feature settings must match")
     p.add_argument("--lr", type=float, default=TrainConfig().lr,
                    help="peak learning rate (default: %(default)s; about half of it suits fine-tuning)")
-    p.add_argument("--memory", type=int, default=TrainConfig().memory_size, metavar="N",
-                   help="also mine negatives among the anchors of recent batches, up to N of them "
-                   "(other tracks only; e.g. 4096); 0 mines in the batch only (default: %(default)s)")
     p.add_argument("--augment", action="append", default=[], metavar="FIELD=VALUE",
                    help="change one degradation of the positives (an AugmentConfig field, value as JSON), "
                    "e.g. --augment p_babble=0.4 --augment 'babble_snr_db=[-2, 10]'; repeatable; the card "
@@ -77,8 +74,6 @@ def run(args: argparse.Namespace) -> int:
     from audiosim.training.data import catalogue_track_refs, split_by_file, track_refs
     from audiosim.training.loop import train_from_tracks
     augment = augment_config(parse_settings(args.augment, "--augment"))
-    if args.memory < 0:
-        raise UsageError(f"--memory must be 0 or more, not {args.memory}")
     home = DataHome.resolve(args.home)
     if args.paths:
         tracks = track_refs(discover(args.paths))
@@ -102,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         card = train_from_tracks(tracks, args.out, home.cache_dir, noise_paths=noise, speech_paths=speech,
                                  val_speech_paths=val_speech, split=split, augment_cfg=augment,
                                  cfg=TrainConfig(steps=args.steps, lr=args.lr, init_from=str(args.init_from or ""),
-                                                 threads=args.threads, memory_size=args.memory),
+                                                 threads=args.threads),
                                  resume=not args.no_resume)
     except ValueError as e:
         raise UsageError(str(e)) from None

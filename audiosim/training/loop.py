@@ -9,11 +9,13 @@ loads their audio (:mod:`audiosim.training.data`) and calls
 
 :func:`fit_triplets` is the loop itself, given a :class:`TripletTask`: each
 step draws a batch, embeds anchors and positives, mines triplets in the
-batch and, optionally, among recent batches' anchors
-(:func:`~audiosim.training.triplet.mine_triplets`) and takes an AdamW step
-on a warm-up plus cosine schedule (:func:`lr_at`); every ``validate_every``
-steps it validates and keeps the best checkpoint, every
+batch (:func:`~audiosim.training.triplet.mine_triplets`) and takes an AdamW
+step on a warm-up plus cosine schedule (:func:`lr_at`); every
+``validate_every`` steps it validates and keeps the best checkpoint, every
 ``checkpoint_every`` steps it writes a running checkpoint to resume from.
+(The song-similarity head has its own in-memory loop,
+:func:`audiosim.similarity.song_training.fit_head`, and shares the
+schedules and the mining.)
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -50,7 +51,7 @@ from audiosim.training.data import (
     split_tracks,
     write_split,
 )
-from audiosim.training.triplet import NegativeMemory, loss_card, mine_triplets
+from audiosim.training.triplet import loss_card, mine_triplets
 from audiosim.training.validate import build_validation, validate, validation_score
 
 # --------------------------------------------------------------------------
@@ -89,11 +90,9 @@ def _replan(cfg: TrainConfig, step: int, seconds: float, max_minutes: float) -> 
 class TripletTask:
     """What a triplet-training run draws, validates and keeps by."""
 
-    sample: Callable[[int, torch.Generator], tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]
-    """``(n, g) -> (anchors, positives, allowed, tracks)``: log-mel batches ``(n,
-    n_mels, frames)``, the ``(n, n)`` mask of items that may be negatives for
-    each anchor, and the ``(n,)`` track of each anchor (which items of the
-    negative memory, ``TrainConfig.memory_size``, it may not use)."""
+    sample: Callable[[int, torch.Generator], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+    """``(n, g) -> (anchors, positives, allowed)``: log-mel batches ``(n, n_mels,
+    frames)`` and the ``(n, n)`` mask of items that may be negatives for each anchor."""
     validate: Callable[[Encoder], dict[str, float]]
     """Metrics of the model (called in eval mode)."""
     score: Callable[[dict[str, float]], float]
@@ -119,10 +118,7 @@ def fit_triplets(
 
     Each step draws ``task.sample(cfg.batch_size, g)``, embeds anchors and
     positives, mines triplets among the allowed negatives (``cfg.mining``
-    schedule, :func:`mining_at`) and, with ``cfg.memory_size``, the anchors
-    of recent batches (:class:`~audiosim.training.triplet.NegativeMemory`;
-    not checkpointed: a resumed run refills it), and takes an AdamW step
-    (:func:`lr_at`).
+    schedule, :func:`mining_at`) and takes an AdamW step (:func:`lr_at`).
     Every ``cfg.validate_every`` steps the model is scored with
     ``task.score(task.validate(model))``; the best is saved at ``out`` with
     ``base_card`` plus history. A running checkpoint ``<out>.last.pt`` is
@@ -161,7 +157,6 @@ def fit_triplets(
     bar = tqdm(total=cfg.steps, initial=step, desc="training", unit="step", disable=not progress)
     t0 = time.time() - elapsed
     run_loss, run_active = 0.0, 0.0
-    memory = NegativeMemory(cfg.memory_size)
     model.train()
     while step < cfg.steps:
         if max_minutes and step > 0 and (step == 20 or step % cfg.validate_every == 0):
@@ -173,11 +168,10 @@ def fit_triplets(
                 log(f"{(time.time() - t0) / step:.2f} s/step so far: training {cfg.steps} steps to fit {max_minutes:g} minutes")
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
-        anchors, positives, allowed, tracks = task.sample(cfg.batch_size, g)
+        anchors, positives, allowed = task.sample(cfg.batch_size, g)
         emb = model(torch.cat([anchors, positives]))
         a, p = emb[: cfg.batch_size], emb[cfg.batch_size :]
-        mem, mem_allowed = memory.negatives(tracks)
-        mined = mine_triplets(a, p, cfg.margin, mining_at(step, cfg), cfg.distance, allowed, mem, mem_allowed)
+        mined = mine_triplets(a, p, cfg.margin, mining_at(step, cfg), cfg.distance, allowed)
         if not torch.isfinite(mined.loss):
             raise FloatingPointError(
                 f"training loss became {float(mined.loss.detach())} at step {step}: check the noise bank and "
@@ -186,7 +180,6 @@ def fit_triplets(
         opt.zero_grad(set_to_none=True)
         mined.loss.backward()
         opt.step()
-        memory.push(a, tracks)
         step += 1
         run_loss = 0.98 * run_loss + 0.02 * float(mined.loss.detach()) if step > 1 else float(mined.loss.detach())
         run_active = 0.98 * run_active + 0.02 * mined.active if step > 1 else mined.active
@@ -279,10 +272,10 @@ def train_encoder(
         hardware=f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
     )
 
-    def sample(n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def sample(n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         anchors, positives, tr, t = batcher.pairs(n, g)
         allowed = negative_mask(tr, t, cfg.negative_min_seconds, anchors, cfg.negative_max_similarity, max_lag)
-        return anchors, positives, allowed, torch.from_numpy(np.asarray(tr, np.int64))
+        return anchors, positives, allowed
 
     def start_from(m: Encoder) -> None:
         m.load_state_dict(load_encoder(cfg.init_from, features_cfg).state_dict())

@@ -2,10 +2,7 @@
 
 A batch holds ``B`` anchors and their ``B`` positives. Every other anchor and
 positive in the batch is a candidate negative unless ``negative_mask`` says
-otherwise (for instance a segment of the same track a moment away). A
-:class:`NegativeMemory` adds the anchors of recent batches as candidates,
-so the hardest negative is drawn from thousands of segments, as a lookup's
-nearest stranger is drawn from a whole catalogue.
+otherwise (for instance a segment of the same track a moment away).
 """
 
 from __future__ import annotations
@@ -65,8 +62,6 @@ def mine_triplets(
     strategy: str = "batch_hard",
     distance: str = "squared_euclidean",
     negative_mask: torch.Tensor | None = None,
-    memory: torch.Tensor | None = None,
-    memory_mask: torch.Tensor | None = None,
 ) -> MinedLoss:
     """Select negatives inside the batch and return the triplet loss.
 
@@ -85,11 +80,6 @@ def mine_triplets(
     negative_mask : Tensor of bool, shape (B, B), optional
         ``negative_mask[i, j]`` is True when item ``j`` may serve as a
         negative for anchor ``i``; defaults to every ``j != i``.
-    memory : Tensor, shape (M, d), optional
-        More candidate negatives (detached embeddings of earlier batches,
-        :meth:`NegativeMemory.negatives`).
-    memory_mask : Tensor of bool, shape (B, M), optional
-        Which of them may serve for each anchor (default: all).
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown mining strategy {strategy!r}; choose from {STRATEGIES}")
@@ -101,11 +91,6 @@ def mine_triplets(
         [pairwise_distance(anchors, positives, distance), pairwise_distance(anchors, anchors, distance)], dim=1
     )
     valid = torch.cat([negative_mask, negative_mask], dim=1)
-    if memory is not None and len(memory):
-        d_an = torch.cat([d_an, pairwise_distance(anchors, memory, distance)], dim=1)
-        if memory_mask is None:
-            memory_mask = torch.ones(b, len(memory), dtype=torch.bool, device=anchors.device)
-        valid = torch.cat([valid, memory_mask], dim=1)
     inf = torch.tensor(float("inf"), device=anchors.device)
 
     all_losses = triplet_loss(d_ap[:, None], d_an, margin)
@@ -130,52 +115,3 @@ def mine_triplets(
     loss = losses.mean() if losses.numel() else d_ap.sum() * 0
     d_an_mean = float(neg[has_neg].detach().mean()) if has_neg.any() else float("nan")
     return MinedLoss(loss, active, float(d_ap.detach().mean()), d_an_mean)
-
-
-class NegativeMemory:
-    """The anchors of recent batches, kept as candidate negatives (cross-batch memory).
-
-    A first-in, first-out store of ``size`` detached embeddings and the
-    track each came from. Embeddings go stale as the model learns; at
-    fine-tuning rates a few dozen steps' drift is small beside the gain of
-    mining among thousands of segments instead of a batch's own.
-
-    Parameters
-    ----------
-    size : int
-        Most embeddings kept (0 keeps none).
-
-    Examples
-    --------
-    >>> m = NegativeMemory(3)
-    >>> m.push(torch.eye(2), torch.tensor([7, 8]))
-    >>> m.push(torch.eye(2), torch.tensor([9, 9]))
-    >>> vectors, mask = m.negatives(torch.tensor([9]))
-    >>> vectors.shape, mask.tolist()
-    (torch.Size([3, 2]), [[True, False, False]])
-    """
-
-    def __init__(self, size: int):
-        self.size = int(size)
-        self.vectors: torch.Tensor | None = None
-        self.tracks: torch.Tensor | None = None
-
-    def __len__(self) -> int:
-        return 0 if self.vectors is None else len(self.vectors)
-
-    def push(self, vectors: torch.Tensor, tracks: torch.Tensor) -> None:
-        """Keep ``vectors`` (n, d), detached, with their ``tracks`` (n,), dropping the oldest beyond ``size``."""
-        if self.size <= 0:
-            return
-        v, t = vectors.detach(), torch.as_tensor(tracks, dtype=torch.long)
-        if self.vectors is not None:
-            v, t = torch.cat([self.vectors, v]), torch.cat([self.tracks, t])
-        self.vectors, self.tracks = v[-self.size:], t[-self.size:]
-
-    def negatives(self, tracks: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """``(vectors, mask)`` for a batch whose anchors come from ``tracks`` (B,):
-        ``mask[i, j]`` is False where memory item ``j`` is of anchor ``i``'s track.
-        ``(None, None)`` while the memory is empty."""
-        if self.vectors is None:
-            return None, None
-        return self.vectors, torch.as_tensor(tracks, dtype=torch.long)[:, None] != self.tracks[None, :]

@@ -65,16 +65,7 @@ def test_augment_settings_and_threads_reach_the_training_run(make_wav, tmp_path,
     monkeypatch.setattr("audiosim.training.loop.train_from_tracks", fake_train)
     songs = [make_wav(f"s{i}.wav", seconds=2.0, freq=300.0 + 100 * i) for i in range(2)]
     code = cli.main(["train", *map(str, songs), "--augment", "p_babble=0.45", "--augment", "babble_talkers=[3, 8]",
-                     "--threads", "2", "--memory", "512", "--out", str(tmp_path / "m.pt"), "--home", str(tmp_path / "home")])
+                     "--threads", "2", "--out", str(tmp_path / "m.pt"), "--home", str(tmp_path / "home")])
     assert code == 0
     assert seen["augment_cfg"] == AugmentConfig(p_babble=0.45, babble_talkers=(3, 8))
-    assert seen["cfg"].threads == 2 and seen["cfg"].memory_size == 512
-
-
-def test_a_negative_memory_size_is_a_usage_error(make_wav, tmp_path, capsys) -> None:
-    songs = [make_wav(f"s{i}.wav", seconds=2.0, freq=300.0 + 100 * i) for i in range(2)]
-    code = cli.main(["train", *map(str, songs), "--memory", "-1", "--out", str(tmp_path / "m.pt"),
-                     "--home", str(tmp_path / "home")])
-    assert code == 2
-    assert "--memory" in capsys.readouterr().err
-    assert not (tmp_path / "m.pt").exists()
+    assert seen["cfg"].threads == 2

@@ -60,18 +60,6 @@ def test_short_training_lowers_loss_and_beats_chance(songbook_sets, tmp_path):
     assert all(trained[f"{k}@passage"] >= trained[f"{k}@offset"] for k in ("clean", "mixed-1s", "mixed-5s"))
 
 
-def test_training_with_a_negative_memory_runs_and_learns(songbook_sets, tmp_path):
-    train, val = songbook_sets
-    torch.manual_seed(0)
-    cfg = TrainConfig(steps=40, batch_size=16, validate_every=40, checkpoint_every=40, mining="batch_hard",
-                      lr=2e-3, memory_size=64)
-    card = train_encoder(train, val, tmp_path / "fp.pt", FC, ModelConfig(), AugmentConfig(), cfg,
-                         progress=False, log=lambda m: None)
-    assert card["train_config"]["memory_size"] == 64  # the card records it
-    val_set = build_validation(val, FC, AugmentConfig(), n_queries=100)
-    assert validate(load_encoder(tmp_path / "fp.pt"), val_set)["clean"] > validate(Encoder(), val_set)["clean"] + 0.15
-
-
 @pytest.mark.slow
 def test_fine_tuning_starts_from_the_given_weights(songbook_sets, tmp_path):
     train, val = songbook_sets

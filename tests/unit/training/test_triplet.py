@@ -1,16 +1,11 @@
-"""Triplet loss, in-batch mining and the cross-batch negative memory on hand-made embeddings."""
+"""Triplet loss and in-batch mining on hand-made embeddings."""
 
 import math
 
 import pytest
 import torch
 
-from audiosim.training.triplet import (
-    NegativeMemory,
-    mine_triplets,
-    pairwise_distance,
-    triplet_loss,
-)
+from audiosim.training.triplet import mine_triplets, pairwise_distance, triplet_loss
 
 
 def unit(*xs):
@@ -98,31 +93,3 @@ def test_unknown_strategy_is_refused():
     a, p = constructed_batch()
     with pytest.raises(ValueError, match="mining"):
         mine_triplets(a, p, 0.4, strategy="hardest")
-
-
-def test_a_memory_negative_closer_than_any_in_the_batch_is_the_one_mined():
-    a, p = constructed_batch()
-    near = unit([math.cos(math.radians(2)), math.sin(math.radians(2))])  # 2 deg from anchor 0
-    in_batch = mine_triplets(a, p, 0.4, "batch_hard")
-    with_memory = mine_triplets(a, p, 0.4, "batch_hard", memory=near)
-    assert with_memory.loss.item() > in_batch.loss.item()
-    assert with_memory.d_an < in_batch.d_an
-    refused = mine_triplets(a, p, 0.4, "batch_hard", memory=near, memory_mask=torch.zeros(4, 1, dtype=torch.bool))
-    assert refused.loss.item() == pytest.approx(in_batch.loss.item())
-
-
-def test_negative_memory_keeps_the_newest_items_and_never_offers_an_anchor_its_own_track():
-    m = NegativeMemory(4)
-    assert len(m) == 0 and m.negatives(torch.tensor([0])) == (None, None)
-    for step in range(3):  # three batches of two: the first is pushed out
-        m.push(torch.full((2, 3), float(step), requires_grad=True), torch.tensor([step, 10 + step]))
-    vectors, mask = m.negatives(torch.tensor([1, 12]))
-    assert len(m) == 4 and not vectors.requires_grad
-    assert vectors[:, 0].tolist() == [1.0, 1.0, 2.0, 2.0]
-    assert mask.tolist() == [[False, True, True, True], [True, True, True, False]]
-
-
-def test_a_memory_of_size_zero_keeps_nothing():
-    m = NegativeMemory(0)
-    m.push(torch.ones(2, 3), torch.tensor([0, 1]))
-    assert len(m) == 0 and m.negatives(torch.tensor([5])) == (None, None)
