@@ -286,9 +286,18 @@ class IndexConfig(_Config):
     An index keeps the hop it was created with; the shipped background
     bank serves any multiple of its own 6 frames."""
     metric: str = "angular"
-    n_trees: int = 5
-    """Annoy trees per shard: more trees cost index bytes per item and buy
-    recall; at a fixed ``search_k`` the gain of more than 5 is small."""
+    half_hop_vectors: bool = True
+    """Keep, beside each indexed segment, the one half an index hop later,
+    coded in 4 bits per dimension (48 bytes at 96 dimensions) for
+    verification only (:mod:`audiosim.index.half_hops`): a candidate is then
+    scored on a grid of half the hop, where each query segment finds a
+    better-aligned indexed one, while the search stays on the index hop.
+    An index keeps the choice it was created with; older indexes have none."""
+    n_trees: int = 3
+    """Annoy trees per shard: more trees cost index bytes per item (about 13
+    at 96 dimensions) and buy recall. Three keep an index with half-hop
+    vectors under 1 KB per second of audio, and identified as many clips
+    as five (``benchmarks/README.md``)."""
     search_k: int = 2000
     """Annoy nodes inspected per query segment: recall of the true
     nearest neighbours against time per query (Annoy's own default,
@@ -316,10 +325,12 @@ class IndexConfig(_Config):
     calibration tries the same speeds, so the false-match rate holds. Off
     by default: the best of three tries also lifts absent music's scores,
     and so the thresholds, which costs hits on clips played as recorded."""
-    verify_window: float = 0.5
+    verify_window: float = 0.25
     """A query segment is compared with the candidate track's indexed
-    segments starting within this many seconds of where it should be (one
-    index hop covers the grid's rounding and +-2 % speed over 10 s)."""
+    segments starting within this many seconds of where it should be. One
+    step of the grid it compares against (half the index hop, with
+    ``half_hop_vectors``) covers the grid's rounding and +-2 % speed over
+    10 s."""
     hub_limit: int = 0
     """Index items retrieved by more than this many distinct query segments of
     one clip are ignored; 0 picks a limit from the clip length."""

@@ -739,7 +739,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{size / 1e6:.1f} MB = {size / idx.audio_seconds:.0f} bytes per second of audio "
           f"(Annoy {idx.config.n_trees} trees, dim {idx.dim}, hop {idx.config.index_hop_seconds} s)")
     if res.segments_per_second:
-        print(f"embedding throughput at build: {res.segments_per_second:.0f} segments/s "
+        print(f"embedding throughput at build: {res.segments_per_second:.0f} indexed segments/s "
               f"({res.segments_per_second * idx.config.index_hop_seconds:.0f} s of audio per s)")
     if cal is not None:
         print("\ncalibration (" + cal.method + f", {cal.tracks} tracks):\n")

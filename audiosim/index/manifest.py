@@ -25,7 +25,9 @@ MANIFEST_NAME = "manifest.json"
 LOCK_NAME = ".lock"
 IDS_DTYPE = np.dtype([("track", "<i4"), ("time", "<f4")])
 """Id map row: the catalogue track id and the segment start time (s)."""
-SHARD_SUFFIXES = (".ann", ".ids.npy", ".hub.npy", ".json")
+SHARD_SUFFIXES = (".ann", ".ids.npy", ".hub.npy", ".half.npy", ".json")
+BUILD_FIELDS = ("index_hop_seconds", "metric", "half_hop_vectors")
+"""IndexConfig fields an index is built with: changing one needs a rebuild."""
 
 
 def utc_now() -> str:
@@ -191,7 +193,7 @@ class Manifest:
             model_path=d["model"].get("path", ""),
             model_step=d["model"].get("step"),
             feature_config=FeatureConfig.from_dict(d["feature_config"]),
-            config=IndexConfig.from_dict(d["index_config"]),
+            config=IndexConfig.from_dict({"half_hop_vectors": False, **d["index_config"]}),  # older indexes had none
             dim=int(d["dim"]),
             shards=[ShardInfo.from_dict(s) for s in d["shards"]],
             tombstones=[Tombstone(**t) for t in d.get("tombstones", [])],

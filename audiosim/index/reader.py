@@ -38,7 +38,8 @@ from audiosim.fingerprint.model import (
     load_encoder,
     model_digest,
 )
-from audiosim.index.manifest import SHARD_SUFFIXES, Manifest, ShardInfo
+from audiosim.index import half_hops
+from audiosim.index.manifest import BUILD_FIELDS, SHARD_SUFFIXES, Manifest, ShardInfo
 from audiosim.store.home import DataHome
 
 # --------------------------------------------------------------------------
@@ -73,7 +74,7 @@ def check_compatible(
 
 
 def check_build_config(recorded: IndexConfig, given: IndexConfig, where: Path) -> None:
-    for name in ("index_hop_seconds", "metric"):
+    for name in BUILD_FIELDS:
         a, b = getattr(given, name), getattr(recorded, name)
         if a != b:
             raise ConfigMismatchError(
@@ -106,11 +107,18 @@ class Neighbours:
 
 
 class Shard:
-    """An opened shard: a memory-mapped Annoy forest and its id map."""
+    """An opened shard: a memory-mapped Annoy forest, its id map and its
+    half-hop rows (:mod:`~audiosim.index.half_hops`; none in older indexes)."""
 
-    def __init__(self, directory: Path, info: ShardInfo, dim: int, metric: str, base: int):
+    def __init__(self, directory: Path, info: ShardInfo, dim: int, metric: str, base: int, hop_seconds: float):
         self.info = info
         self.base = base
+        self.half_offset = hop_seconds / 2
+        half_path = directory / f"{info.name}.half.npy"
+        half = np.load(half_path, mmap_mode="r", allow_pickle=False) if half_path.exists() else None
+        if half is not None and len(half) not in (0, info.items):
+            raise ValueError(f"{half_path}: {len(half)} half-hop rows, manifest says {info.items} items")
+        self.half = half if half is not None and len(half) else None  # an index without them has no rows
         ids = np.load(directory / f"{info.name}.ids.npy", mmap_mode="r", allow_pickle=False)
         hub_path = directory / f"{info.name}.hub.npy"
         self.hub = np.load(hub_path, allow_pickle=False) if hub_path.exists() else np.zeros(info.items, np.float16)
@@ -136,21 +144,39 @@ class Shard:
     def vector(self, item: int) -> np.ndarray:
         return np.asarray(self.ann.get_item_vector(int(item)), dtype=np.float32)
 
+    def half_rows(self, items: np.ndarray) -> np.ndarray:
+        """The coded half-hop rows of ``items`` (zero rows when the shard has none)."""
+        if self.half is None:
+            return np.zeros((len(items), (self.ann.f + 1) // 2), np.uint8)
+        return np.asarray(self.half[np.asarray(items, np.int64)])
+
     def segments(self, track: int, start: float, end: float) -> tuple[np.ndarray, np.ndarray]:
-        """Usable items of ``track`` starting within [start, end] s: (times, vectors), by time."""
+        """Usable segments of ``track`` starting within [start, end] s:
+        (times, vectors), by time; the half-hop ones of usable items too."""
         if self._by_track is None:  # items ordered by (track, time) and their tracks, built on first use
             order = np.lexsort((self.time, self.track))
             self._by_track = (order, self.track[order])
         order, keys = self._by_track
         a, b = np.searchsorted(keys, track, "left"), np.searchsorted(keys, track, "right")
         items = order[a:b]
+        lo = start - 1e-6 - (self.half_offset if self.half is not None else 0.0)
         times = self.time[items]
-        items = items[(times >= start - 1e-6) & (times <= end + 1e-6)]
+        items = items[(times >= lo) & (times <= end + 1e-6)]
         items = items[self.usable[items]]
-        vecs = np.zeros((len(items), self.ann.f), np.float32)
-        for row, i in enumerate(items):
+        times = self.time[items]
+        own = (times >= start - 1e-6) & (times <= end + 1e-6)
+        vecs = np.zeros((int(own.sum()), self.ann.f), np.float32)
+        for row, i in enumerate(items[own]):
             vecs[row] = self.ann.get_item_vector(int(i))
-        return self.time[items], vecs
+        if self.half is None:
+            return times[own], vecs
+        rows = self.half_rows(items)
+        later = (times + self.half_offset).astype(np.float32)
+        keep = half_hops.held(rows) & (later >= start - 1e-6) & (later <= end + 1e-6)
+        all_times = np.concatenate([times[own], later[keep]])
+        all_vecs = np.concatenate([vecs, half_hops.unpack(rows[keep], self.ann.f)])
+        order = np.argsort(all_times, kind="stable")
+        return all_times[order], all_vecs[order]
 
     def close(self) -> None:
         self.ann.unload()
@@ -179,7 +205,8 @@ class Index:
         base = 0
         try:
             for info in manifest.shards:
-                self.shards.append(Shard(self.directory, info, manifest.dim, manifest.metric, base))
+                self.shards.append(Shard(self.directory, info, manifest.dim, manifest.metric, base,
+                                         manifest.config.index_hop_seconds))
                 base += info.items
         except BaseException:
             self.close()

@@ -42,8 +42,10 @@ from audiosim.fingerprint.embed import (
     load_embedding,
 )
 from audiosim.fingerprint.model import Encoder, model_digest
+from audiosim.index import half_hops
 from audiosim.index.hubs import Pool, index_pools, new_shard_hub_scores
 from audiosim.index.manifest import (
+    BUILD_FIELDS,
     IDS_DTYPE,
     LOCK_NAME,
     MANIFEST_NAME,
@@ -86,6 +88,24 @@ def _quiet(stage: str, info: dict) -> None:
 # --------------------------------------------------------------------------
 
 
+def embedding_hop(config: IndexConfig, features: FeatureConfig) -> int:
+    """Frames between the segments a build embeds: the index hop, or half of it
+    when the index keeps half-hop vectors (``IndexConfig.half_hop_vectors``).
+
+    Raises
+    ------
+    ValueError
+        If half-hop vectors are asked for and the hop is an odd number of frames.
+    """
+    hop = F.seconds_to_frames(config.index_hop_seconds, features)
+    if not config.half_hop_vectors:
+        return hop
+    if hop % 2:
+        raise ValueError(f"half_hop_vectors needs an even number of frames per index hop, not {hop} "
+                         f"(index_hop_seconds={config.index_hop_seconds})")
+    return hop // 2
+
+
 def plan_embedding(
     home: str | Path | DataHome | None = None,
     model: str | Path | None = None,
@@ -111,7 +131,7 @@ def plan_embedding(
     identity = st.model.identity
     if identity is None or not Path(identity.path).is_file():
         raise ValueError("embedding on workers needs the model as a checkpoint file")
-    hop = F.seconds_to_frames(st.config.index_hop_seconds, st.model.features)
+    hop = embedding_hop(st.config, st.model.features)
     digest = model_digest(st.model)
     directory = embeddings_dir(dh, digest, st.model.features, hop)
     todo = tuple((t, h) for t, h in st.plan.add if not (directory / f"{h}.npz").is_file())
@@ -216,7 +236,8 @@ class UpdateResult:
         Audio embedded (or merged).
     embed_seconds, build_seconds, calibrate_seconds, total_seconds : float
     segments_per_second : float
-        Embedding throughput.
+        Embedding throughput: indexed items per second of embedding (the
+        half-hop segments are embedded too, and not counted).
     shards : int
         Shards in the index afterwards.
     index_items : int
@@ -312,12 +333,23 @@ class _ShardWriter:
         self.ann.on_disk_build(str(ann_path))  # items live in the file, not in memory
         self.n = 0
         self.ids: list[np.ndarray] = []
+        self.half: list[np.ndarray] = []
         self.tracks: list[tuple[int, str]] = []
         self.seconds: list[float] = []
 
-    def add(self, track_id: int, content_hash: str, vectors: np.ndarray, times: np.ndarray, seconds: float) -> None:
-        """Add one track's segment vectors (ids continue densely)."""
-        ensure_free_space(self.ann_path.parent, len(vectors) * annoy_node_bytes(self.dim), "the index's new shard")
+    def add(
+        self, track_id: int, content_hash: str, vectors: np.ndarray, times: np.ndarray, seconds: float,
+        half: np.ndarray | None = None,
+    ) -> None:
+        """Add one track's segment vectors (ids continue densely), with the
+        coded segments half a hop later (:mod:`~audiosim.index.half_hops`)
+        when the index keeps them."""
+        if self.config.half_hop_vectors:
+            if half is None or len(half) != len(vectors):
+                raise ValueError(f"track {track_id}: {len(vectors)} segments need as many half-hop rows")
+            self.half.append(np.asarray(half, np.uint8))
+        need = len(vectors) * (annoy_node_bytes(self.dim) + (self.dim + 1) // 2)
+        ensure_free_space(self.ann_path.parent, need, "the index's new shard")
         for v in vectors:
             self.ann.add_item(self.n, v)
             self.n += 1
@@ -348,6 +380,9 @@ class _ShardWriter:
         built = utc_now()
         atomic_save_npy(self.directory / f"{self.name}.ids.npy", self.id_map())
         atomic_save_npy(self.directory / f"{self.name}.hub.npy", hub.astype(np.float16))
+        width = (self.dim + 1) // 2  # no rows at all when the index keeps no half-hop vectors
+        half = np.concatenate(self.half) if self.half else np.zeros((0, width), np.uint8)
+        atomic_save_npy(self.directory / f"{self.name}.half.npy", half)
         sidecar = {
             "name": self.name, "dim": self.dim, "metric": self.config.metric, "n_trees": self.config.n_trees,
             "items": self.n, "model_digest": model_digest, "feature_digest": features.digest(),
@@ -512,7 +547,7 @@ def kept_thresholds(old: Manifest, model: Encoder, config: IndexConfig) -> tuple
                       f"the index is now built with {digest})")
     if old.feature_config != model.features:
         return None, "the previous thresholds were calibrated for other feature settings"
-    changed = [n for n in ("index_hop_seconds", "metric") if getattr(old.config, n) != getattr(config, n)]
+    changed = [n for n in BUILD_FIELDS if getattr(old.config, n) != getattr(config, n)]
     if changed:
         return None, f"the previous thresholds were calibrated for another {' and '.join(changed)}"
     if not cal.is_current(config):
@@ -560,7 +595,8 @@ def update(
 ) -> UpdateResult:
     """Bring the index up to date with the catalogue (build it if missing).
 
-    Embeds the audible segments (one every ``index_hop_seconds``) of each
+    Embeds the audible segments (one every ``index_hop_seconds``, and the
+    ones half a hop later with ``half_hop_vectors``) of each
     ``ok`` catalogue track that is new or changed, from the features stored
     at ingest, into one new shard; tombstones removed and changed tracks;
     recalibrates the no-match thresholds when given a calibrator; then
@@ -669,7 +705,7 @@ def update(
             manifest.calibration = replace(kept, added_since=int(kept.added_since or 0) + unseen)
         _publish(directory, manifest, progress)
         if plan.add:
-            hop = F.seconds_to_frames(manifest.config.index_hop_seconds, enc.features)
+            hop = embedding_hop(manifest.config, enc.features)
             drop_embeddings(embeddings_dir(dh, manifest.model_digest, enc.features, hop), (h for _, h in plan.add))
         result.generation = manifest.generation
         result.shards = len(manifest.shards)
@@ -690,7 +726,8 @@ def _build_shard(
 ) -> tuple[ShardInfo, tuple[float, float]]:
     """Embed ``tracks`` into a new shard; returns (info, (embed s, build s))."""
     f = model.features
-    hop = F.seconds_to_frames(manifest.config.index_hop_seconds, f)
+    cfg = manifest.config
+    hop = embedding_hop(cfg, f)
     stored = embeddings_dir(store.root.parent, manifest.model_digest, f, hop)
     with _shard_writer(directory, _shard_name(manifest.next_shard), model.dim, manifest.config) as writer:
         t_embed = 0.0
@@ -701,8 +738,11 @@ def _build_shard(
                 got = embed_logmel(model, store.get(h), hop)
                 t_embed += time.perf_counter() - t1
             vecs, starts = got
+            half = None
+            if cfg.half_hop_vectors:
+                vecs, starts, half = half_hops.split_half_hops(vecs, starts, 2 * hop)
             seconds = durations.get(tid) or store.get(h, mmap=True).shape[1] / f.frames_per_second
-            writer.add(tid, h, vecs, (starts / f.frames_per_second).astype(np.float32), seconds)
+            writer.add(tid, h, vecs, (starts / f.frames_per_second).astype(np.float32), seconds, half)
             progress("embed", {"track_id": tid, "done": i + 1, "total": len(tracks), "segments": len(vecs)})
         info, build_seconds = _finish_shard(writer, others, manifest, f, progress)
     return info, (t_embed, build_seconds)
@@ -752,7 +792,8 @@ def compact(
                         ids = np.flatnonzero(shard.track == tid)
                         vecs = (np.stack([shard.vector(i) for i in ids]) if len(ids)
                                 else np.zeros((0, old.dim), np.float32))
-                        writer.add(tid, h, vecs, shard.time[ids], seconds)
+                        half = shard.half_rows(ids) if old.config.half_hop_vectors else None
+                        writer.add(tid, h, vecs, shard.time[ids], seconds, half)
                 info, build_seconds = _finish_shard(writer, [], manifest, old.feature_config, progress)
         finally:
             src.close()

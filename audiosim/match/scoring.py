@@ -41,7 +41,7 @@ import torch
 from audiosim.config import IndexConfig
 from audiosim.fingerprint.model import Encoder
 from audiosim.index.reader import Index, Neighbours
-from audiosim.match.verify import verify_candidates
+from audiosim.match.verify import aligned_offset, verify_candidates
 from audiosim.match.voting import Candidate, vote
 from audiosim.signal import audio
 from audiosim.signal import features as F
@@ -182,16 +182,25 @@ def score_segments(
     -------
     ClipScore
         Candidates ranked by verified score; the best one's offset is
-        refined with :func:`refine_offset`.
+        refined with :func:`refine_offset`, then put on the grid of the
+        track's indexed segments (half-hop ones included) with
+        :func:`~audiosim.match.verify.aligned_offset`.
     """
     nn = drop_local_hubs(nn, hub_limit(config, hop_seconds))
     cands = vote(query_times, nn.track, nn.time, nn.sim, bin_seconds=config.index_hop_seconds,
                  top=max(1, config.verify_candidates))
-    cands = verify_candidates(index, vectors, query_times, cands, config.verify_window)
-    if cands and len(query_times) > 1:
-        b = cands[0]
-        off = refine_offset(nn, query_times, b.track, b.offset, config.index_hop_seconds)
-        off = refine_offset(nn, query_times, b.track, off, 0.75 * config.index_hop_seconds)
+    # With half-hop vectors the track's grid is finer than the votes' offsets: try a quarter hop either way.
+    quarter = config.index_hop_seconds / 4 if config.half_hop_vectors else 0.0
+    shifts = (0.0, -quarter, quarter) if quarter else (0.0,)
+    cands = verify_candidates(index, vectors, query_times, cands, config.verify_window, shifts)
+    if cands:
+        b, off = cands[0], cands[0].offset
+        if len(query_times) > 1:
+            off = refine_offset(nn, query_times, b.track, off, config.index_hop_seconds)
+            off = refine_offset(nn, query_times, b.track, off, 0.75 * config.index_hop_seconds)
+        lo, hi = float(np.min(query_times)), float(np.max(query_times))
+        times, vecs = index.track_segments(b.track, off + lo - config.verify_window, off + hi + config.verify_window)
+        off = aligned_offset(vectors, query_times, times, vecs, off, config.verify_window)
         cands[0] = replace(b, offset=off)
     return ClipScore(cands, len(query_times), clip_score(cands))
 

@@ -10,7 +10,10 @@ at clip time ``q`` is compared with the track's indexed segments within
 ``window`` seconds of ``offset + q``, and keeps its best cosine similarity
 (0 where the track has none there: before its start, after its end, in a
 silent stretch). A candidate's score is the sum of these over the query
-segments; the candidates are re-ranked by it.
+segments; the candidates are re-ranked by it. The track's segments include
+the ones half an index hop later when the index keeps them
+(``IndexConfig.half_hop_vectors``), so each query segment meets one at
+most a quarter hop away.
 
 Summing every segment, not only those whose neighbours voted, finds the
 right passage in more degraded clips, and makes the scores of absent music
@@ -72,14 +75,58 @@ def aligned_similarity(
     >>> aligned_similarity(v[:2], np.array([0.0, 0.5]), np.array([10.0, 10.5, 11.0]), v, 10.5, 0.25)
     array([0., 0.], dtype=float32)
     """
+    best, _ = _best_aligned(query_vectors, query_times, track_times, track_vectors, offset, window)
+    return np.where(np.isfinite(best), best, 0.0).astype(np.float32)
+
+
+def aligned_offset(
+    query_vectors: np.ndarray,
+    query_times: np.ndarray,
+    track_times: np.ndarray,
+    track_vectors: np.ndarray,
+    offset: float,
+    window: float,
+) -> float:
+    """Where the clip starts in the track, to the grid of its indexed segments.
+
+    The mean, over the query segments with a track segment in reach, of the
+    offset implied by the most similar one (as in :func:`aligned_similarity`);
+    ``offset`` itself when none is in reach. With half-hop vectors the grid
+    is half the index hop, finer than the search's neighbours give.
+
+    Examples
+    --------
+    >>> v = np.eye(3, dtype=np.float32)
+    >>> aligned_offset(v[1:2], np.array([0.0]), np.array([10.0, 10.25, 10.5]), v, 10.1, 0.25)
+    10.25
+    """
+    best, at = _best_aligned(query_vectors, query_times, track_times, track_vectors, offset, window)
+    ok = np.isfinite(best)
+    if not ok.any():
+        return float(offset)
+    return float(np.mean(at[ok] - np.asarray(query_times, np.float64)[ok]))
+
+
+def _best_aligned(
+    query_vectors: np.ndarray,
+    query_times: np.ndarray,
+    track_times: np.ndarray,
+    track_vectors: np.ndarray,
+    offset: float,
+    window: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per query segment, the best similarity with a track segment in reach
+    (-inf when none is) and that segment's start time."""
     q_n = len(query_times)
     if q_n == 0 or len(track_times) == 0:
-        return np.zeros(q_n, np.float32)
+        return np.full(q_n, -np.inf, np.float32), np.zeros(q_n)
+    t = np.asarray(track_times, np.float64)
     target = offset + np.asarray(query_times, np.float64)
-    near = np.abs(np.asarray(track_times, np.float64)[:, None] - target[None, :]) <= window + 1e-6
+    near = np.abs(t[:, None] - target[None, :]) <= window + 1e-6
     sims = np.asarray(track_vectors, np.float32) @ np.asarray(query_vectors, np.float32).T  # (N, Q)
-    best = np.where(near, sims, -np.inf).max(axis=0)
-    return np.where(np.isfinite(best), best, 0.0).astype(np.float32)
+    sims = np.where(near, sims, -np.inf)
+    pick = np.argmax(sims, axis=0)
+    return sims[pick, np.arange(q_n)], t[pick]
 
 
 def verify_candidates(
@@ -88,8 +135,12 @@ def verify_candidates(
     query_times: np.ndarray,
     candidates: Sequence[Candidate],
     window: float,
+    shifts: Sequence[float] = (0.0,),
 ) -> list[Candidate]:
     """Score candidates by aligned similarity and rank them by it.
+
+    A vote's offset is only as fine as the search's grid; ``shifts`` tries
+    each candidate a little earlier or later as well and keeps the best.
 
     Parameters
     ----------
@@ -102,21 +153,27 @@ def verify_candidates(
         From :func:`audiosim.match.voting.vote`.
     window : float
         See :func:`aligned_similarity`.
+    shifts : sequence of float
+        Seconds added to each candidate's offset before scoring it; of
+        equal scores the first shift wins.
 
     Returns
     -------
     list of Candidate
         The same candidates with ``score`` replaced by the sum of the
-        aligned similarities, best first (``votes`` still counts the
-        segments that voted).
+        aligned similarities at the best shift, and ``offset`` shifted by
+        it, best first (``votes`` still counts the segments that voted).
     """
     if not len(query_times):
         return []
-    lo, hi = float(np.min(query_times)) - window, float(np.max(query_times)) + window
+    lo = float(np.min(query_times)) - window + min(shifts)
+    hi = float(np.max(query_times)) + window + max(shifts)
     out = []
     for c in candidates:
         times, vectors = index.track_segments(c.track, c.offset + lo, c.offset + hi)
-        s = aligned_similarity(query_vectors, query_times, times, vectors, c.offset, window)
-        out.append(replace(c, score=float(s.sum())))
+        tried = [(float(aligned_similarity(query_vectors, query_times, times, vectors, c.offset + d, window).sum()),
+                  c.offset + d) for d in shifts]
+        score, offset = max(tried, key=lambda t: t[0])  # the first of equal scores
+        out.append(replace(c, score=score, offset=offset))
     out.sort(key=lambda c: -c.score)
     return out

@@ -135,6 +135,7 @@ BUILD_SHARD = textwrap.dedent("""
     import numpy as np
     from pathlib import Path
     from audiosim.config import IndexConfig
+    from audiosim.index.half_hops import pack
     from audiosim.index.writer import _shard_writer
     from audiosim.store.errors import DiskFullError
 
@@ -143,8 +144,8 @@ BUILD_SHARD = textwrap.dedent("""
     try:
         with _shard_writer(folder, "shard-0001", 96, IndexConfig()) as writer:
             for track in range(400):  # about 8 MB of items, on a 2 MiB disk
-                writer.add(track, f"{track:064x}", rng.standard_normal((50, 96)).astype(np.float32),
-                           np.arange(50, dtype=np.float32), 20.0)
+                vectors = rng.standard_normal((50, 96)).astype(np.float32)
+                writer.add(track, f"{track:064x}", vectors, np.arange(50, dtype=np.float32), 20.0, pack(vectors))
             writer.build()
     except DiskFullError as e:
         print(e)

@@ -73,3 +73,10 @@ def test_a_missing_or_unreadable_manifest_says_so(tmp_path: Path) -> None:
     (tmp_path / M.MANIFEST_NAME).write_text(json.dumps(dict(_manifest(None).to_dict(), format=M.FORMAT_VERSION + 1)))
     with pytest.raises(ValueError, match="newer"):
         M.Manifest.load(tmp_path)
+
+
+def test_an_index_from_before_half_hop_vectors_is_read_as_having_none(tmp_path: Path) -> None:
+    d = _manifest(None).to_dict()
+    del d["index_config"]["half_hop_vectors"]
+    assert M.Manifest.from_dict(d).config.half_hop_vectors is False
+    assert M.Manifest.from_dict(_manifest(None).to_dict()).config.half_hop_vectors is True

@@ -39,6 +39,8 @@ def test_other_model_or_features_are_refused(tmp_path: Path, songs, models) -> N
         IB.update(home, models[1], CFG)
     with pytest.raises(ConfigMismatchError, match="index_hop_seconds"):
         IB.update(home, models[0], IndexConfig(index_hop_seconds=0.25))
+    with pytest.raises(ConfigMismatchError, match="half_hop_vectors"):
+        IB.update(home, models[0], IndexConfig(half_hop_vectors=False))
     res = IB.update(home, models[1], CFG, rebuild=True)
     assert res.action == "rebuild" and res.shards == 1 and res.shard == "shard-0002"
     assert M.Manifest.load(DataHome(home).index_dir).model_digest == other

@@ -12,6 +12,7 @@ import ast
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from annoy import AnnoyIndex
 
 from audiosim.config import FeatureConfig, IndexConfig
 from audiosim.demo.songbook import write_songbook
+from audiosim.fingerprint.embed import embed_logmel
 from audiosim.fingerprint.model import model_digest
 from audiosim.index import manifest as M
 from audiosim.index import reader as I
@@ -31,6 +33,7 @@ from audiosim.match.calibrate import calibrate_leave_one_out as LOO
 from audiosim.match.matcher import Matcher
 from audiosim.store.atomic import FILE_MODE
 from audiosim.store.catalog import Catalog
+from audiosim.store.content import FeatureStore
 from audiosim.store.home import DataHome
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -87,6 +90,36 @@ def test_build_writes_shards_and_manifest(tmp_path: Path, songs, models) -> None
         assert (tr == nn.track.ravel()).all() and (tm == nn.time.ravel()).all()
         assert (tr == ids["track"][nn.item.ravel()]).all() and (tm == ids["time"][nn.item.ravel()]).all()
     assert IB.update(home, models[0], CFG).action == "nothing"
+
+
+def test_verification_sees_the_segments_half_a_hop_after_the_indexed_ones(tmp_path: Path, songs, models) -> None:
+    home = make_home(tmp_path, songs, 2)
+    IB.update(home, models[0], CFG)
+    d = DataHome(home).index_dir
+    half = np.load(d / "shard-0001.half.npy")
+    ids = np.load(d / "shard-0001.ids.npy")
+    assert half.dtype == np.uint8 and half.shape == (len(ids), 48), "one 48-byte row per indexed item"
+    with I.Index.open(home) as index:
+        track = int(ids["track"][0])
+        times, vecs = index.track_segments(track, 2.0, 8.0)
+        assert np.allclose(np.diff(times), 0.25) and times[0] == 2.0 and times[-1] == 8.0
+        # Each half-hop segment is the track's own audio there: as the encoder embeds it, to 4 bits.
+        enc = I.resolve_model(models[0])
+        h = index.live_tracks()[track]
+        lm = FeatureStore(DataHome(home).features_dir, enc.features).get(h)
+        direct, starts = embed_logmel(enc, lm, 16)
+        direct /= np.linalg.norm(direct, axis=1, keepdims=True)
+        at = {round(s / enc.features.frames_per_second, 3): v for s, v in zip(starts, direct)}
+        cos = [float(v @ at[round(float(t), 3)]) for t, v in zip(times, vecs)]
+        assert min(cos) > 0.97, cos
+
+    # Without them an index holds no rows and verifies on its own hop.
+    other = make_home(tmp_path / "without", songs, 2)
+    IB.update(other, models[0], replace(CFG, half_hop_vectors=False))
+    assert np.load(DataHome(other).index_dir / "shard-0001.half.npy").shape == (0, 48)
+    with I.Index.open(other) as index:
+        times, _ = index.track_segments(track, 2.0, 8.0)
+        assert np.allclose(np.diff(times), 0.5)
 
 
 def test_new_tracks_add_a_shard_and_compaction_keeps_answers(tmp_path: Path, songs, models) -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from match_support import FakeIndex, clip_of, grid_track, make_neighbours
+from match_support import FakeIndex, clip_of, grid_track, make_neighbours, unit_vectors
 
 from audiosim.config import IndexConfig
 from audiosim.match.scoring import score_segments
-from audiosim.match.verify import aligned_similarity
+from audiosim.match.verify import aligned_offset, aligned_similarity, verify_candidates
 
 
 def test_aligned_similarity_compares_each_segment_where_it_should_be() -> None:
@@ -41,3 +41,37 @@ def test_verification_outranks_a_louder_vote() -> None:
     assert [c.track for c in cs.candidates] == [9, 5]
     assert cs.candidates[0].votes < cs.candidates[1].votes
     assert abs(cs.best.offset - 8.0) < 0.3
+
+
+def test_the_offset_lands_on_the_grid_of_the_tracks_segments() -> None:
+    # A track with segments every 0.25 s (an index with half-hop vectors) and
+    # a clip that starts at 10.25 s; the search's neighbours (on the 0.5 s
+    # grid) put it at 10.35.
+    rng = np.random.default_rng(4)
+    times = np.arange(0.0, 20.0, 0.25)
+    vecs = rng.normal(size=(len(times), 16)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    qt = np.array([0.0, 0.28, 0.56, 0.84])
+    qv = vecs[np.round((10.25 + qt) / 0.25).astype(int)]
+    assert aligned_offset(qv, qt, times, vecs, 10.35, 0.25) == pytest.approx(10.25 + np.mean(
+        np.round((10.25 + qt) / 0.25) * 0.25 - 10.25 - qt), abs=1e-6)
+    assert abs(aligned_offset(qv, qt, times, vecs, 10.35, 0.25) - 10.25) < 0.07
+    # Nothing in reach (past the track's end): the offset stays as given.
+    assert aligned_offset(qv, qt, times, vecs, 30.0, 0.25) == 30.0
+
+
+def test_a_candidate_is_verified_a_little_earlier_or_later_when_its_vote_is_coarse() -> None:
+    # The track has segments every 0.25 s (half-hop vectors); the clip starts
+    # at 10.25 s, but its vote, on the 0.5 s grid of the search, said 10.55.
+    from audiosim.match.voting import Candidate
+
+    rng = np.random.default_rng(5)
+    times = np.arange(0.0, 20.0, 0.25)
+    index = FakeIndex({3: (times, unit_vectors(rng, len(times)))})
+    qt = np.array([0.0, 0.5, 1.0, 1.5])
+    qv = index.tracks[3][1][np.round((10.25 + qt) / 0.25).astype(int)]
+    vote = [Candidate(3, 10.55, 1.0, 2)]
+    (fixed,) = verify_candidates(index, qv, qt, vote, 0.25)
+    (shifted,) = verify_candidates(index, qv, qt, vote, 0.25, (-0.125, 0.0, 0.125))
+    assert shifted.score == pytest.approx(4.0, abs=1e-5) and shifted.offset == pytest.approx(10.425)
+    assert fixed.score < 3.0, "from 10.55 every segment's own passage lies out of reach"
