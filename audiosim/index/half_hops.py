@@ -25,6 +25,11 @@ LEVELS = 7
 ``c + LEVELS + 1`` (1-15) in one half of a byte: a row of zero bytes holds no segment."""
 
 
+def row_bytes(dim: int) -> int:
+    """Bytes of one coded row: half a byte per coordinate, rounded up."""
+    return (int(dim) + 1) // 2
+
+
 def pack(vectors: np.ndarray, present: np.ndarray | None = None) -> np.ndarray:
     """Code vectors in 4 bits per coordinate.
 
@@ -41,7 +46,7 @@ def pack(vectors: np.ndarray, present: np.ndarray | None = None) -> np.ndarray:
 
     Returns
     -------
-    ndarray of uint8, shape (n, ceil(dim / 2))
+    ndarray of uint8, shape (n, row_bytes(dim))
 
     Examples
     --------
@@ -57,7 +62,7 @@ def pack(vectors: np.ndarray, present: np.ndarray | None = None) -> np.ndarray:
     peak = np.abs(v).max(axis=1, keepdims=True) if dim else np.zeros((n, 1), np.float32)
     q = np.clip(np.rint(v / np.where(peak > 0, peak, 1.0) * LEVELS), -LEVELS, LEVELS) + LEVELS + 1
     q = q.astype(np.uint8)
-    if dim % 2:
+    if dim % 2:  # an odd length: pad with a zero coordinate
         q = np.concatenate([q, np.full((n, 1), LEVELS + 1, np.uint8)], axis=1)
     rows = q[:, 0::2] | (q[:, 1::2] << 4)
     if present is not None:
@@ -70,7 +75,7 @@ def unpack(rows: np.ndarray, dim: int) -> np.ndarray:
 
     Parameters
     ----------
-    rows : ndarray of uint8, shape (n, ceil(dim / 2))
+    rows : ndarray of uint8, shape (n, row_bytes(dim))
         From :func:`pack`.
     dim : int
         Vector length.
@@ -83,8 +88,7 @@ def unpack(rows: np.ndarray, dim: int) -> np.ndarray:
     q = np.empty((len(rows), 2 * rows.shape[1]), np.float32)
     q[:, 0::2] = rows & 0x0F
     q[:, 1::2] = rows >> 4
-    held = rows.any(axis=1)
-    v = np.where(held[:, None], q[:, :dim] - (LEVELS + 1), 0.0)
+    v = np.where(held(rows)[:, None], q[:, :dim] - (LEVELS + 1), 0.0)
     norm = np.linalg.norm(v, axis=1, keepdims=True)
     return (v / np.where(norm > 0, norm, 1.0)).astype(np.float32)
 
@@ -112,7 +116,7 @@ def split_half_hops(
     -------
     (ndarray, ndarray, ndarray)
         The indexed segments (starts a multiple of ``hop``): vectors
-        ``(m, dim)`` and starts ``(m,)``; and the coded rows ``(m, ceil(dim / 2))``
+        ``(m, dim)`` and starts ``(m,)``; and the coded rows ``(m, row_bytes(dim))``
         (:func:`pack`) of the segment starting ``hop // 2`` frames after each,
         zero where that one is silent or past the track's end.
 

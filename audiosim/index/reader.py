@@ -147,7 +147,7 @@ class Shard:
     def half_rows(self, items: np.ndarray) -> np.ndarray:
         """The coded half-hop rows of ``items`` (zero rows when the shard has none)."""
         if self.half is None:
-            return np.zeros((len(items), (self.ann.f + 1) // 2), np.uint8)
+            return np.zeros((len(items), half_hops.row_bytes(self.ann.f)), np.uint8)
         return np.asarray(self.half[np.asarray(items, np.int64)])
 
     def segments(self, track: int, start: float, end: float) -> tuple[np.ndarray, np.ndarray]:

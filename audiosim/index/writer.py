@@ -348,7 +348,7 @@ class _ShardWriter:
             if half is None or len(half) != len(vectors):
                 raise ValueError(f"track {track_id}: {len(vectors)} segments need as many half-hop rows")
             self.half.append(np.asarray(half, np.uint8))
-        need = len(vectors) * (annoy_node_bytes(self.dim) + (self.dim + 1) // 2)
+        need = len(vectors) * (annoy_node_bytes(self.dim) + half_hops.row_bytes(self.dim))
         ensure_free_space(self.ann_path.parent, need, "the index's new shard")
         for v in vectors:
             self.ann.add_item(self.n, v)
@@ -380,8 +380,8 @@ class _ShardWriter:
         built = utc_now()
         atomic_save_npy(self.directory / f"{self.name}.ids.npy", self.id_map())
         atomic_save_npy(self.directory / f"{self.name}.hub.npy", hub.astype(np.float16))
-        width = (self.dim + 1) // 2  # no rows at all when the index keeps no half-hop vectors
-        half = np.concatenate(self.half) if self.half else np.zeros((0, width), np.uint8)
+        # No rows at all when the index keeps no half-hop vectors.
+        half = np.concatenate(self.half) if self.half else np.zeros((0, half_hops.row_bytes(self.dim)), np.uint8)
         atomic_save_npy(self.directory / f"{self.name}.half.npy", half)
         sidecar = {
             "name": self.name, "dim": self.dim, "metric": self.config.metric, "n_trees": self.config.n_trees,
@@ -729,7 +729,7 @@ def _build_shard(
     cfg = manifest.config
     hop = embedding_hop(cfg, f)
     stored = embeddings_dir(store.root.parent, manifest.model_digest, f, hop)
-    with _shard_writer(directory, _shard_name(manifest.next_shard), model.dim, manifest.config) as writer:
+    with _shard_writer(directory, _shard_name(manifest.next_shard), model.dim, cfg) as writer:
         t_embed = 0.0
         for i, (tid, h) in enumerate(tracks):
             t1 = time.perf_counter()
