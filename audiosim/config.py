@@ -315,6 +315,13 @@ class IndexConfig(_Config):
     """Vote candidates (best offset of each track) re-scored by aligned
     similarity (:mod:`audiosim.match.verify`): enough that the right track,
     when voting found it at all, is among them."""
+    best_track_passages: int = 3
+    """Passages of the best verified track that are verified: its best vote
+    offset and the next ones (at least 1.5 s apart); it keeps the best
+    scoring (1: the best vote offset only). The search sees the index's
+    grid only, so a short clip's neighbours can favour a similar passage
+    that happens to sit on the grid over its own passage, which
+    verification on the finer grid of half-hop vectors tells apart."""
     query_speeds: tuple[float, ...] = (1.0,)
     """Playback speeds a clip is tried at: 1.05 means "perhaps played 5 %
     fast" (pitch and tempo up, as radio edits and DJ pitch faders do); the
@@ -331,6 +338,13 @@ class IndexConfig(_Config):
     step of the grid it compares against (half the index hop, with
     ``half_hop_vectors``) covers the grid's rounding and +-2 % speed over
     10 s."""
+    cohort_weight: float = 0.0
+    """A clip of more than one segment can score its candidates against each
+    other: each verified score less this share of the mean of the other
+    candidates' (:func:`~audiosim.match.verify.cohort_scores`), which says
+    how much any music resembles the clip. Off by default: 0.3 matched more
+    2-3 s clips, but 10 s thresholds set on the background bank then let
+    more than 1 % of absent music match (``benchmarks/README.md``)."""
     hub_limit: int = 0
     """Index items retrieved by more than this many distinct query segments of
     one clip are ignored; 0 picks a limit from the clip length."""
@@ -368,8 +382,8 @@ class IndexConfig(_Config):
     which a few more tracks barely move."""
 
     SCORING: ClassVar[tuple[str, ...]] = (
-        "query_hop_seconds", "search_k", "search_k_shared", "neighbours", "verify_candidates", "verify_window",
-        "hub_limit", "hub_ratio",
+        "query_hop_seconds", "search_k", "search_k_shared", "neighbours", "verify_candidates", "best_track_passages",
+        "verify_window", "cohort_weight", "hub_limit", "hub_ratio",
     )
     """The fields that change a clip's score (not its decision): thresholds
     calibrated under other values of them do not hold. ``query_speeds`` is

@@ -21,6 +21,11 @@ better behaved: leave-one-track-out calibration clips and clips of music
 the catalogue does not hold score alike, where vote scores had a long tail
 from related arrangements that made thresholds over-cautious
 (``benchmarks/README.md`` has the figures).
+
+:func:`cohort_scores` can then take a share of the other candidates' mean
+off each score, so that a clip's score says how far its best track stands
+above the music it merely resembles (``IndexConfig.cohort_weight``, off by
+default).
 """
 
 from __future__ import annotations
@@ -177,3 +182,33 @@ def verify_candidates(
         out.append(replace(c, score=score, offset=offset))
     out.sort(key=lambda c: -c.score)
     return out
+
+
+def cohort_scores(candidates: Sequence[Candidate], weight: float) -> list[Candidate]:
+    """Each candidate's score less ``weight`` times the mean of the others'.
+
+    Verified scores of one clip rise and fall together: a segment covered
+    by speech resembles every candidate track about as much, and absent
+    music's best candidate rises with the rest. Subtracting part of the
+    cohort's mean keeps what sets the best candidate apart from the others.
+    The order is unchanged (the adjusted score grows with the verified one).
+
+    Parameters
+    ----------
+    candidates : sequence of Candidate
+        Verified candidates of one clip (:func:`verify_candidates`).
+    weight : float
+        Share of the others' mean to subtract; 0 (or fewer than two
+        candidates) returns them as given.
+
+    Examples
+    --------
+    >>> cs = [Candidate(0, 0.0, 9.0, 5), Candidate(1, 0.0, 6.0, 2), Candidate(2, 0.0, 4.0, 1)]
+    >>> [round(c.score, 2) for c in cohort_scores(cs, 0.5)]
+    [6.5, 2.75, 0.25]
+    """
+    if weight == 0 or len(candidates) < 2:
+        return list(candidates)
+    scores = np.array([c.score for c in candidates], np.float64)
+    others = (scores.sum() - scores) / (len(scores) - 1)
+    return [replace(c, score=float(s - weight * o)) for c, s, o in zip(candidates, scores, others)]

@@ -36,6 +36,7 @@ def vote(
     nn_sims: np.ndarray,
     bin_seconds: float = 0.5,
     top: int = 5,
+    per_track: int = 1,
 ) -> list[Candidate]:
     """Rank (track, offset) candidates by how many query segments agree.
 
@@ -49,11 +50,16 @@ def vote(
     bin_seconds : float
         Offset resolution; neighbours within one bin either side agree.
     top : int
-        How many candidates to return.
+        How many tracks to return candidates of.
+    per_track : int
+        Passages (offsets) of each track to return: its best, then the next
+        best ones at least three bins from those already kept (a repeated
+        section, or the right passage where a similar one drew more votes).
 
     Returns
     -------
-    list of Candidate, best first (empty when nothing was retrieved).
+    list of Candidate, best first (empty when nothing was retrieved); a
+    track's first candidate is its best offset.
     """
     q_n, k = nn_tracks.shape
     if q_n == 0 or k == 0:
@@ -92,13 +98,18 @@ def vote(
     offset = np.where(off_n > 0, off_sum / np.maximum(off_n, 1e-9), off_all)
     best = np.argsort(-score, kind="stable")
     out: list[Candidate] = []
-    seen: set[int] = set()
+    kept: dict[int, list[float]] = {}  # track -> offsets of its candidates so far
     for i in best:
-        t = int(cand[i, 0])
-        if t in seen:  # one candidate per track: its best offset
-            continue
-        seen.add(t)
+        t, o = int(cand[i, 0]), float(offset[i])
+        offsets_of = kept.get(t)
+        if offsets_of is None:
+            if len(kept) == top:
+                continue
+            kept[t] = offsets_of = []
+        elif len(offsets_of) == per_track or any(abs(o - h) < 3 * bin_seconds for h in offsets_of):
+            continue  # enough passages of this track, or the same passage again
+        offsets_of.append(o)
         out.append(Candidate(t, float(offset[i]), float(score[i]), int(votes[i])))
-        if len(out) == top:
+        if per_track == 1 and len(out) == top:
             break
     return out

@@ -11,7 +11,7 @@ import dataclasses
 import numpy as np
 import pytest
 import soundfile as sf
-from match_support import FakeIndex, clip_of, grid_track, make_neighbours
+from match_support import FakeIndex, clip_of, grid_track, make_neighbours, unit_vectors
 
 from audiosim.config import IndexConfig
 from audiosim.match.matcher import Matcher
@@ -100,6 +100,26 @@ def test_scattered_votes_lose_to_consistent_ones() -> None:
     assert cs.best.track == 77 and abs(cs.best.offset - 30.0) < 0.3
     assert cs.score == pytest.approx(30.0, abs=1e-4)
     assert all(c.score < 15.0 for c in cs.candidates[1:]), "chance tracks resemble the clip far less"
+
+
+def test_the_best_tracks_other_passage_is_verified_too() -> None:
+    # A 1 s clip of 10.25 s into a track whose segments lie every 0.25 s
+    # (half-hop vectors). The search, on the 0.5 s grid, finds a similar
+    # passage at 30 s closer than the clip's own one at 10.5 s.
+    rng = np.random.default_rng(7)
+    times = np.arange(0.0, 40.0, 0.25)
+    vecs = unit_vectors(rng, len(times))
+    own = int(10.25 / 0.25)
+    similar = vecs[own] + 0.6 * unit_vectors(rng, 1)[0]
+    vecs[int(30.0 / 0.25)] = similar / np.linalg.norm(similar)
+    index = FakeIndex({1: (times, vecs)})
+    q = np.array([0.0])
+    nn = make_neighbours(np.array([[1, 1]]), np.array([[30.0, 10.5]]), np.array([[0.9, 0.7]]), np.array([[60, 21]]))
+    one = score_segments(index, vecs[own][None], q, nn, IndexConfig(best_track_passages=1), 1.0)
+    two = score_segments(index, vecs[own][None], q, nn, IndexConfig(best_track_passages=2), 1.0)
+    assert abs(one.best.offset - 30.0) < 0.3 and one.score < 0.95
+    assert two.best.offset == pytest.approx(10.25) and two.score == pytest.approx(1.0, abs=1e-5)
+    assert [c.track for c in two.candidates] == [1], "still one candidate per track"
 
 
 def _played_fast(x: np.ndarray, sr: int, speed: float) -> np.ndarray:

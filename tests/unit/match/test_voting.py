@@ -48,3 +48,16 @@ def test_nothing_retrieved_gives_no_candidates() -> None:
     empty = np.full((10, 3), -1)
     assert vote(Q, empty, np.zeros((10, 3)), np.ones((10, 3))) == []
     assert vote(Q[:0], np.zeros((0, 3), int), np.zeros((0, 3)), np.zeros((0, 3))) == []
+
+
+def test_more_passages_of_a_track_come_after_its_best_and_apart_from_it() -> None:
+    # Track 4 is heard at 20 s by every segment, at 50 s by four and at
+    # 20.9 s (the same passage, an adjacent bin) by all; track 7 by one.
+    track = np.stack([np.full(10, 4), np.full(10, 4), np.full(10, 4), np.r_[7, np.full(9, -1)]], 1)
+    time = np.stack([20.0 + Q, 50.0 + Q, 20.9 + Q, 3.0 + Q], 1)
+    sim = np.stack([np.full(10, 0.8), np.where(np.arange(10) < 4, 0.9, 0.0), np.full(10, 0.6), np.full(10, 0.5)], 1)
+    track[4:, 1] = -1
+    cands = vote(Q, track, time, sim, top=2, per_track=3)
+    assert [(c.track, round(c.offset)) for c in cands] == [(4, 20), (4, 50), (7, 3)]
+    assert [c.track for c in vote(Q, track, time, sim, top=1, per_track=3)] == [4, 4], "top counts tracks"
+    assert [(c.track, round(c.offset)) for c in vote(Q, track, time, sim, top=2)] == [(4, 20), (7, 3)]
