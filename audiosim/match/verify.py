@@ -187,10 +187,11 @@ def verify_candidates(
 def cohort_scores(candidates: Sequence[Candidate], weight: float) -> list[Candidate]:
     """Each candidate's score less ``weight`` times the mean of the others'.
 
-    Verified scores of one clip rise and fall together: a segment covered
-    by speech resembles every candidate track about as much, and absent
-    music's best candidate rises with the rest. Subtracting part of the
-    cohort's mean keeps what sets the best candidate apart from the others.
+    Verified scores of one clip rise and fall together: a clip that
+    resembles music in general (a busy texture, heavy noise) scores high
+    against every candidate, and absent music's best candidate rises with
+    the rest. Subtracting part of the cohort's mean keeps what sets the
+    best candidate apart from the others.
     The order is unchanged (the adjusted score grows with the verified one).
 
     Parameters

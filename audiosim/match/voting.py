@@ -53,8 +53,9 @@ def vote(
         How many tracks to return candidates of.
     per_track : int
         Passages (offsets) of each track to return: its best, then the next
-        best ones at least three bins from those already kept (a repeated
-        section, or the right passage where a similar one drew more votes).
+        best ones whose offsets lie at least three bins (1.5 s at 0.5 s
+        bins) from those already kept: a repeated section, or the right
+        passage where a similar one drew more votes.
 
     Returns
     -------
@@ -109,7 +110,7 @@ def vote(
         elif len(offsets_of) == per_track or any(abs(o - h) < 3 * bin_seconds for h in offsets_of):
             continue  # enough passages of this track, or the same passage again
         offsets_of.append(o)
-        out.append(Candidate(t, float(offset[i]), float(score[i]), int(votes[i])))
+        out.append(Candidate(t, o, float(score[i]), int(votes[i])))
         if per_track == 1 and len(out) == top:
             break
     return out
