@@ -359,6 +359,16 @@ class IndexConfig(_Config):
     max_false_match: float = 0.01
     """Default share of clips of absent music allowed to match (sets the
     thresholds from the calibration scores)."""
+    peak_share: float = 0.5
+    """Share of ``max_false_match`` given to the spectral check
+    (:mod:`audiosim.match.spectral`): the score thresholds are set for the
+    rest, and a clip under its threshold but above ``peak_gate`` times it
+    matches when its spectral peaks line up with its best candidate's
+    (:meth:`~audiosim.index.thresholds.Calibration.rule`). 0 judges on the
+    score alone; so does an index calibrated without peaks."""
+    peak_gate: float = 0.7
+    """Lowest score, as a share of the score threshold, whose clips the
+    spectral check may match."""
     calibration_seconds: tuple[float, ...] = (1.0, 2.0, 3.0, 5.0, 10.0)
     """Clip lengths the no-match threshold is calibrated at."""
     calibration_clips: int = 300

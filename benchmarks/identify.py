@@ -743,7 +743,7 @@ def main(argv: list[str] | None = None) -> int:
               f"({res.segments_per_second * idx.config.index_hop_seconds:.0f} s of audio per s)")
     if cal is not None:
         print("\ncalibration (" + cal.method + f", {cal.tracks} tracks):\n")
-        print(pd.DataFrame(cal.table()).to_string(index=False))
+        print(pd.DataFrame(cal.table(config=idx.config)).to_string(index=False))
 
     lengths = [float(x) for x in args.lengths.split(",")]
     conds = [c for c in args.conditions.split(",") if c]

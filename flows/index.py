@@ -210,7 +210,8 @@ def publish_artifacts(results: Sequence[UpdateResult], home: str | Path) -> None
     cal = manifest.calibration
     if cal is not None and cal.is_current():
         create_table_artifact(
-            table=cal.table(), key="index-thresholds",
+            table=cal.table(config=manifest.config), key="index-thresholds",
             description=(f"No-match thresholds per clip length ({cal.method}, at most "
-                         f"{cal.max_false_match:.1%} of absent clips match)."),
+                         f"{cal.max_false_match:.1%} of absent clips match; a score above peak_gate "
+                         "matches when its spectral peaks beat peak_threshold)."),
         )

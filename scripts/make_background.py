@@ -4,7 +4,8 @@
 (:mod:`audiosim.match.background`): clips of music the model was not
 trained on and no benchmark uses (the ``bank`` role of a roles file written
 by ``scripts/split_dev_corpus.py``, or the files given), each clip clean
-and degraded, embedded with the model. Only vectors are stored, no audio.
+and degraded, embedded with the model. Only vectors and spectral peak maps
+are stored, no audio.
 A bank belongs to one model: remake it whenever the model changes::
 
     python scripts/make_background.py --model models/fingerprint.pt \\

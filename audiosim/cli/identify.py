@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 MATCH_COLUMNS = [
     "clip", "status", "reason", "track_id", "path", "title", "offset", "clip_start", "score", "threshold",
-    "matched", "candidate_track_id", "candidate_path", "candidate_title", "candidate_offset", "seconds", "detail",
+    "peaks", "peak_threshold", "matched", "candidate_track_id", "candidate_path", "candidate_title", "candidate_offset", "seconds", "detail",
 ]
 """The columns of identify's CSV and JSON rows, in order: the answer (empty unless
 ``status`` is ``matched``), then the best candidate, matched or not."""
@@ -39,7 +39,8 @@ TABLE_COLUMNS = ["clip", "status", "reason", "track_id", "title", "offset", "cli
                  "candidate_title", "seconds"]
 """The columns of identify's table (the file paths are in CSV and JSON)."""
 
-ROUNDING = {"offset": 2, "clip_start": 2, "candidate_offset": 2, "score": 3, "threshold": 3, "seconds": 3}
+ROUNDING = {"offset": 2, "clip_start": 2, "candidate_offset": 2, "score": 3, "threshold": 3, "peaks": 3,
+            "peak_threshold": 3, "seconds": 3}
 """Decimals kept of the numbers in a row."""
 
 
@@ -54,7 +55,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "silence, unreadable, below-threshold...), the track and where the matched passage starts "
         "in it (offset, s; clip_start: where it starts in the clip, 0 unless the clip opens with "
         "something else), the score and the threshold it had to beat (calibrated per clip length "
-        "so that at most 1% of clips of absent music match), the best candidate (named even for "
+        "so that at most 1% of clips of absent music match; a score a little under it is checked "
+        "on the spectrum, and peaks gives the share of the clip's spectral peaks on the candidate's, "
+        "against peak_threshold), the best candidate (named even for "
         "a no-match, in the candidate_* fields) and the seconds taken. The index and model are "
         "loaded once. A summary line on stderr gives the number of clips and the median and 95th "
         "percentile time per lookup (decoding excluded); --stats prints more.",
@@ -92,7 +95,7 @@ def match_row(r: Match) -> dict:
     """
     d = r.to_dict()
     if r.status == "error":
-        d.update(score=None, threshold=None, clip_start=None)
+        d.update(score=None, threshold=None, peak_threshold=None, clip_start=None)
     for key, digits in ROUNDING.items():
         if d[key] is not None:
             d[key] = round(d[key], digits)

@@ -136,7 +136,10 @@ def print_thresholds(
     dropped = next((r.thresholds_dropped for r in results if r.thresholds_dropped), "")
     if cal is not None and cal.is_current():
         if not quiet:
-            cells = ", ".join(f"{row['seconds']:g} s > {row['threshold']:.3g}" for row in cal.table())
+            rows = cal.table(config=manifest.config)
+            cells = ", ".join(f"{row['seconds']:g} s > {row['threshold']:.3g}"
+                              + (f" (or > {row['peak_gate']:.3g} with peaks > {row['peak_threshold']:.2f})"
+                                 if "peak_threshold" in row else "") for row in rows)
             print(f"thresholds ({cal.method}, at most {cal.max_false_match:.1%} of absent clips match): {cells}")
     elif cal is not None:
         print("warning: the index's thresholds were calibrated for an older kind of score, so nothing will "

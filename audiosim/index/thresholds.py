@@ -60,11 +60,17 @@ class CalibrationBin:
         Query segments of a fully audible clip of that length.
     scores : ndarray
         Scores of the absent clips, sorted high to low.
+    peaks : ndarray or None
+        Each absent clip's peak agreement with its best candidate
+        (:func:`audiosim.match.spectral.peak_agreement`), in the order of
+        ``scores``; None when it was not measured (leave-one-track-out,
+        a bank without peak maps, a home without features).
     """
 
     seconds: float
     segments: int
     scores: np.ndarray
+    peaks: np.ndarray | None = None
 
     def threshold(self, rate: float) -> float:
         """The score at most ``rate`` of the absent clips exceed."""
@@ -73,6 +79,54 @@ class CalibrationBin:
             return math.inf
         m = int(math.floor(rate * len(s) + 1e-9))
         return float(s[m]) if m < len(s) else float(s[-1]) - 1e-6
+
+    def peak_threshold(self, rate: float, share: float, gate: float) -> float:
+        """The peak agreement a clip under the score threshold must beat, in :meth:`Calibration.rule`.
+
+        The score threshold is the one for ``rate * (1 - share)``; of the
+        absent clips under it but above ``gate`` times it, as many may pass
+        on their peaks as keeps all that match within ``rate``. inf when
+        none may (or peaks were not measured); 0 when all of them may.
+        """
+        s, p = self.scores, self.peaks
+        if p is None or len(s) == 0:
+            return math.inf
+        t = self.threshold(rate * (1.0 - share))
+        allowed = int(math.floor(rate * len(s) + 1e-9)) - int(np.count_nonzero(s > t))
+        band = np.sort(p[(s > gate * t) & (s <= t)])[::-1] if t > 0 else np.zeros(0)
+        if allowed <= 0:
+            return math.inf
+        return float(band[allowed]) if allowed < len(band) else 0.0
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How the clips of one length are judged: on their score, or on their score and peaks.
+
+    A clip matches when its score beats ``threshold``, or when it beats
+    ``gate`` and its best candidate's peak agreement
+    (:mod:`audiosim.match.spectral`) beats ``peak_threshold``. With the
+    defaults (no spectral check) only the threshold counts.
+    """
+
+    threshold: float
+    gate: float = math.inf
+    peak_threshold: float = math.inf
+
+    @property
+    def checks_peaks(self) -> bool:
+        """Whether any score may match on its peaks."""
+        return math.isfinite(self.peak_threshold) and self.gate < self.threshold
+
+    def needs_peaks(self, score: float) -> bool:
+        """Whether the peaks decide a clip of this score (it is between the gate and the threshold)."""
+        return self.checks_peaks and self.gate < score <= self.threshold
+
+    def matches(self, score: float, peaks: float | None = None) -> bool:
+        """Whether a clip of ``score`` (and, if checked, ``peaks``) matches."""
+        if score > self.threshold:
+            return True
+        return peaks is not None and self.needs_peaks(score) and peaks > self.peak_threshold
 
 
 @dataclass
@@ -179,13 +233,49 @@ class Calibration:
         slope = max(0.0, (thr[-1] - thr[-2]) / max(segs[-1] - segs[-2], 1e-9))
         return float(thr[-1] + slope * (n - segs[-1]))
 
-    def table(self, max_false_match: float | None = None) -> list[dict[str, Any]]:
-        """One row per length: seconds, segments, clips, threshold."""
+    @property
+    def has_peaks(self) -> bool:
+        """Whether every length's absent clips have their peak agreement recorded."""
+        return bool(self.bins) and all(b.peaks is not None for b in self.bins)
+
+    def rule(self, n_segments: int, max_false_match: float | None = None, peak_share: float = 0.0,
+             peak_gate: float = 1.0) -> Rule:
+        """How a clip of ``n_segments`` is judged, for a target false-match rate.
+
+        Without peaks (``peak_share`` 0, or none recorded): the score
+        threshold for the rate (:meth:`threshold`). With them, the rate is
+        shared: the score threshold is the one for ``rate * (1 - peak_share)``,
+        and a clip under it but above ``peak_gate`` times it matches when its
+        peak agreement beats the peak threshold set on the absent clips of
+        that band (:meth:`CalibrationBin.peak_threshold`; between calibrated
+        lengths, the stricter of the two around), so that of the absent
+        clips at most the rate match either way.
+        """
+        rate = self.max_false_match if max_false_match is None else float(max_false_match)
+        if peak_share <= 0.0 or not self.has_peaks:
+            return Rule(self.threshold(n_segments, rate))
+        t = self.threshold(n_segments, rate * (1.0 - peak_share))
+        bins = sorted(self.bins, key=lambda b: b.segments)
+        below = [b for b in bins if b.segments <= n_segments] or bins[:1]
+        above = [b for b in bins if b.segments >= n_segments] or bins[-1:]
+        p = max(b.peak_threshold(rate, peak_share, peak_gate) for b in (below[-1], above[0]))
+        return Rule(t, peak_gate * t, p)
+
+    def table(self, max_false_match: float | None = None, config: IndexConfig | None = None) -> list[dict[str, Any]]:
+        """One row per length: seconds, segments, clips, threshold; with the
+        ``config`` of an index whose calibration has peaks, the score threshold
+        of :meth:`rule` and its ``peak_gate`` and ``peak_threshold`` too."""
         rate = self.max_false_match if max_false_match is None else max_false_match
-        return [
-            {"seconds": b.seconds, "segments": b.segments, "clips": len(b.scores), "threshold": round(b.threshold(rate), 4)}
-            for b in self.bins
-        ]
+        share, gate = (config.peak_share, config.peak_gate) if config is not None else (0.0, 1.0)
+        rows = []
+        for b in self.bins:
+            rule = self.rule(b.segments, rate, share, gate)
+            row = {"seconds": b.seconds, "segments": b.segments, "clips": len(b.scores),
+                   "threshold": round(rule.threshold, 4)}
+            if rule.checks_peaks:
+                row.update(peak_gate=round(rule.gate, 4), peak_threshold=round(rule.peak_threshold, 4))
+            rows.append(row)
+        return rows
 
     def to_dict(self) -> dict[str, Any]:
         """The manifest's JSON form (the bookkeeping keys last, those that are set)."""
@@ -210,6 +300,7 @@ class Calibration:
                         "clips": len(b.scores),
                         "threshold": round(b.threshold(self.max_false_match), 5),
                         "scores": [round(float(x), 5) for x in b.scores],
+                        **({} if b.peaks is None else {"peaks": [round(float(x), 4) for x in b.peaks]}),
                     }
                     for b in self.bins
                 ],
@@ -229,13 +320,20 @@ class Calibration:
         if statistic != STATISTIC:
             return cls(str(d.get("method", "")), float(d.get("max_false_match", 0.0)), [], str(statistic),
                        stored=dict(d), **marks)
-        bins = [CalibrationBin(float(b["seconds"]), int(b["segments"]), np.sort(np.asarray(b["scores"], np.float64))[::-1])
-                for b in d["bins"]]
+        bins = [sorted_bin(float(b["seconds"]), int(b["segments"]), b["scores"], b.get("peaks")) for b in d["bins"]]
         return cls(d["method"], float(d["max_false_match"]), bins, statistic, int(d.get("tracks", 0)),
                    d.get("conditions", ""), d.get("model_digest", ""), d.get("created", ""),
                    [(int(a), int(b)) for a, b in d.get("shared_content", [])],
                    tuple(float(x) for x in d.get("query_speeds", [1.0])),
                    d.get("scoring"), **marks)
+
+
+def sorted_bin(seconds: float, segments: int, scores: Sequence[float], peaks: Sequence[float] | None = None) -> CalibrationBin:
+    """A :class:`CalibrationBin` of these scores sorted high to low (and their peaks in the same order)."""
+    s = np.asarray(scores, np.float64)
+    order = np.argsort(-s, kind="stable")
+    p = None if peaks is None or len(peaks) != len(s) else np.asarray(peaks, np.float64)[order]
+    return CalibrationBin(seconds, segments, s[order], p)
 
 
 class Calibrator(Protocol):

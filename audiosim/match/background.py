@@ -13,14 +13,17 @@ The **background bank** is that other music, prepared once per model: clips
 of soundtracks the model was never trained on (and that no benchmark uses),
 each clean and degraded like real captures (noise, reverb, phone band,
 speech babble), segmented and embedded with the model, and stored beside
-it as ``<model>.background.npz`` (vectors only, no audio; made by
-``scripts/make_background.py`` with :func:`make_bank`). Calibrating an
+it as ``<model>.background.npz`` (vectors and each clip's spectral peak
+map, no audio; made by ``scripts/make_background.py`` with :func:`make_bank`). Calibrating an
 index (:func:`calibrate_background`) only searches those vectors in the
 index and scores windows of every calibrated length spread over each clip
 exactly as queries are scored (:func:`~audiosim.match.calibrate.window_scores`;
 several short windows per clip, so short clips' thresholds rest on more
 scores): no decoding and no embedding, so it costs a fixed number of
-searches whatever the catalogue's size. A bank serves any query hop that
+searches whatever the catalogue's size. Each window's best candidate is
+also checked on the spectrum as a query's is (:mod:`audiosim.match.spectral`,
+against the candidate's log-mel in the data home's feature store), so the
+thresholds of that second check are set on the same absent clips. A bank serves any query hop that
 is a multiple of the one it was made at (:meth:`BackgroundBank.clip_rows`).
 
 Bank music the catalogue does hold would be found, rightly, and push the
@@ -48,10 +51,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from audiosim.config import AugmentConfig, IndexConfig
+from audiosim.config import AugmentConfig, FeatureConfig, IndexConfig
 from audiosim.fingerprint.model import Encoder, model_digest
 from audiosim.index.reader import Index
 from audiosim.index.thresholds import Calibration, speed_set
+from audiosim.match import spectral
 from audiosim.match.calibrate import (
     ExcerptScore,
     calibrate_leave_one_out,
@@ -67,8 +71,8 @@ from audiosim.store.home import DataHome
 BANK_SUFFIX = ".background.npz"
 """A model's bank is ``<model file without .pt>`` + this suffix."""
 
-FORMAT = 1
-"""Version of the bank file's layout."""
+FORMAT = 2
+"""Version of the bank file's layout (1: vectors only, without peak maps; still read)."""
 
 QUANT = 127.0
 """Vectors are stored as int8: unit vectors times this, rounded."""
@@ -96,6 +100,12 @@ class BackgroundBank:
         The bank track an excerpt comes from (an index into ``track_hashes``).
     track_hashes : ndarray, str, shape (T,)
         Content hashes of the bank's tracks (:func:`audiosim.signal.audio.content_hash`).
+    peak_bits : ndarray, uint8, shape (frames, n_mels / 8), or None
+        Every clip's spectral peak map (:func:`audiosim.match.spectral.peak_map`
+        of its log-mel, :func:`~audiosim.match.spectral.pack`-ed), clips
+        one after the other; None in a bank made without them (format 1).
+    clip_frames : ndarray, int64, shape (C + 1,), or None
+        Where each clip's frames start in ``peak_bits`` (and the total last).
     meta : dict
         ``model_digest``, ``seconds`` (clip length), ``query_hop_frames``,
         ``query_speeds``, ``conditions``, ``tracks`` (names), ``created``.
@@ -109,6 +119,8 @@ class BackgroundBank:
     excerpt_track: np.ndarray
     track_hashes: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
+    peak_bits: np.ndarray | None = None
+    clip_frames: np.ndarray | None = None
 
     @property
     def n_clips(self) -> int:
@@ -127,6 +139,17 @@ class BackgroundBank:
     def hop_frames(self) -> int:
         """Frames between the bank's query segments."""
         return int(self.meta.get("query_hop_frames", -1))
+
+    @property
+    def has_peaks(self) -> bool:
+        """Whether the bank holds its clips' peak maps (banks of format 1 do not)."""
+        return self.peak_bits is not None and self.clip_frames is not None
+
+    def clip_peaks(self, clip: int, n_mels: int) -> np.ndarray:
+        """Clip ``clip``'s peak map, ``(n_mels, frames)`` bool (requires :attr:`has_peaks`)."""
+        assert self.peak_bits is not None and self.clip_frames is not None
+        a, b = int(self.clip_frames[clip]), int(self.clip_frames[clip + 1])
+        return spectral.unpack(self.peak_bits[a:b], n_mels)
 
     def unit_vectors(self, rows: np.ndarray) -> np.ndarray:
         """The float32 unit vectors of ``rows``."""
@@ -147,12 +170,14 @@ class BackgroundBank:
         return None
 
     def save(self, path: str | Path) -> None:
-        """Write the bank atomically (a plain ``.npz``, readable without pickle)."""
-        arrays = {k: getattr(self, k) for k in
-                  ("vectors", "clip", "starts", "clip_excerpt", "clip_degraded", "excerpt_track", "track_hashes")}
+        """Write the bank atomically (a compressed ``.npz``, readable without pickle)."""
+        names = ("vectors", "clip", "starts", "clip_excerpt", "clip_degraded", "excerpt_track", "track_hashes",
+                 "peak_bits", "clip_frames")
+        arrays = {k: getattr(self, k) for k in names if getattr(self, k) is not None}
         with atomic_path(Path(path)) as tmp:
             with open(tmp, "wb") as f:
-                np.savez(f, format=np.array(FORMAT), meta=np.array(json.dumps(self.meta)), **arrays)
+                np.savez_compressed(f, format=np.array(FORMAT if self.has_peaks else 1),
+                                    meta=np.array(json.dumps(self.meta)), **arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> "BackgroundBank":
@@ -165,16 +190,20 @@ class BackgroundBank:
         """
         try:
             with np.load(Path(path), allow_pickle=False) as z:
-                if int(z["format"]) != FORMAT:
-                    raise ValueError(f"{path}: background bank format {int(z['format'])}, expected {FORMAT}")
+                version = int(z["format"])
+                if version not in (1, FORMAT):
+                    raise ValueError(f"{path}: background bank format {version}, expected {FORMAT} (or 1)")
                 meta = json.loads(str(z["meta"]))
+                peaks = (z["peak_bits"].astype(np.uint8), z["clip_frames"].astype(np.int64)) if version >= 2 else (None, None)
                 bank = cls(z["vectors"].astype(np.int8), z["clip"].astype(np.int32), z["starts"].astype(np.int32),
                            z["clip_excerpt"].astype(np.int32), z["clip_degraded"].astype(bool),
-                           z["excerpt_track"].astype(np.int32), z["track_hashes"].astype(str), meta)
+                           z["excerpt_track"].astype(np.int32), z["track_hashes"].astype(str), meta, *peaks)
         except (OSError, KeyError, ValueError, json.JSONDecodeError) as e:
             raise ValueError(f"{path}: not a readable background bank ({e})") from e
         if len(bank.clip) != len(bank.vectors) or len(bank.starts) != len(bank.vectors):
             raise ValueError(f"{path}: background bank arrays do not line up")
+        if bank.has_peaks and (len(bank.clip_frames) != bank.n_clips + 1 or bank.clip_frames[-1] != len(bank.peak_bits)):
+            raise ValueError(f"{path}: background bank peak maps do not line up with its clips")
         return bank
 
 
@@ -258,7 +287,7 @@ def make_bank(
     ctx = sr // 2
     size = ctx + int(round(seconds * sr))
     degrader = augment.Degrader(AugmentConfig(), sr, noise_bank, speech_bank)
-    vecs, clip, starts, clip_excerpt, clip_degraded, excerpt_track = [], [], [], [], [], []
+    vecs, clip, starts, clip_excerpt, clip_degraded, excerpt_track, peaks = [], [], [], [], [], [], []
     n_done, total = 0, int(counts.sum())
     for t, (w, n) in enumerate(zip(waves, counts)):
         for s0 in _excerpt_starts(w, int(n), size, f.silence_db, rng):
@@ -272,6 +301,7 @@ def make_bank(
                 _, lm, st = runs[0]
                 emb = model.embed(F.segments(lm, st, f)).numpy()
                 vecs.append(np.round(emb * QUANT).astype(np.int8))
+                peaks.append(spectral.pack(spectral.peak_map(lm.numpy())))
                 clip.append(np.full(len(st), len(clip_excerpt), np.int32))
                 starts.append(st.astype(np.int32))
                 clip_excerpt.append(len(excerpt_track))
@@ -287,7 +317,8 @@ def make_bank(
     }
     return BackgroundBank(np.concatenate(vecs), np.concatenate(clip), np.concatenate(starts),
                           np.array(clip_excerpt, np.int32), np.array(clip_degraded, bool),
-                          np.array(excerpt_track, np.int32), np.array(hashes), meta)
+                          np.array(excerpt_track, np.int32), np.array(hashes), meta,
+                          np.concatenate(peaks), np.cumsum([0] + [len(p) for p in peaks]).astype(np.int64))
 
 
 # --------------------------------------------------------------------------
@@ -340,6 +371,7 @@ def calibrate_background(
     windows: int | None = None,
     batch_clips: int = 64,
     progress: Callable[[str, dict], None] | None = None,
+    spectra: spectral.TrackLogMels | None = None,
 ) -> Calibration | None:
     """Thresholds from the bank's clips scored against ``index``.
 
@@ -368,6 +400,10 @@ def calibrate_background(
     progress : callable, optional
         ``progress(stage, info)``: ``calibrate-clips`` with ``done`` and
         ``total``; ``calibrate-shared`` with the excerpts left out.
+    spectra : TrackLogMels, optional
+        The catalogue's log-mels: with them (and a bank with peak maps),
+        every window's peak agreement with its best candidate is recorded
+        too (:func:`window_peaks`), for the spectral check's thresholds.
 
     Returns
     -------
@@ -391,6 +427,8 @@ def calibrate_background(
     todo = [c for c in spread_clips(bank, cfg.background_clips if clips is None else int(clips)) if len(rows[c])]
     most = cfg.background_windows if windows is None else int(windows)
     best: dict[int, list[list[ExcerptScore]]] = {}
+    peaks: dict[int, list[list[float]]] = {}
+    check = spectra is not None and bank.has_peaks
     groups = clips_by_held_track(bank, index, todo)
     done = 0
     for own, group in groups.items():
@@ -405,6 +443,8 @@ def calibrate_background(
                 at += len(rows[c])
                 run = (1.0, bank.starts[rows[c]].astype(np.int64), vecs[r], neighbours_of(nn, r))
                 best[c] = window_scores(index, run, clip_seconds, lengths, f, hop, most)
+                if check:
+                    peaks[c] = window_peaks(bank.clip_peaks(c, f.n_mels), best[c], lengths, f, spectra)
             done += len(chunk)
             if progress:
                 progress("calibrate-clips", {"done": done, "total": len(todo)})
@@ -413,11 +453,13 @@ def calibrate_background(
     found = {int(bank.clip_excerpt[c]) for c, res in best.items()
              if not bank.clip_degraded[c] and res[-1]
              and res[-1][0].score >= min_found_similarity * np.sum(bank.starts[rows[c]] + f.segment_frames <= in_longest)}
-    scores = [[w[k].score if k < len(w) else None for w in res] for c, res in best.items()
-              if int(bank.clip_excerpt[c]) not in found for k in range(max(map(len, res), default=0))]
+    kept = [(c, k) for c, res in best.items() if int(bank.clip_excerpt[c]) not in found
+            for k in range(max(map(len, res), default=0))]
+    scores = [[w[k].score if k < len(w) else None for w in best[c]] for c, k in kept]
+    agree = [[w[k] if k < len(w) else None for w in peaks[c]] for c, k in kept] if check else None
     if progress and (found or held_tracks):
         progress("calibrate-shared", {"dropped": len(found), "tracks": held_tracks})
-    bins = score_bins(scores, lengths, model, cfg)
+    bins = score_bins(scores, lengths, model, cfg, agree)
     if not bins:
         return None
     return Calibration(
@@ -426,6 +468,32 @@ def calibrate_background(
         model_digest=model_digest(model), query_speeds=speed_set(cfg.query_speeds),
         scoring=cfg.scoring(),
     )
+
+
+def window_peaks(
+    clip_peaks: np.ndarray,
+    windows: list[list[ExcerptScore]],
+    lengths: Sequence[float],
+    features: FeatureConfig,
+    spectra: spectral.TrackLogMels,
+) -> list[list[float]]:
+    """Per length, each window's peak agreement with its best candidate, as a query's is checked.
+
+    The window's slice of the clip's peak map is compared with the
+    candidate's log-mel at the window's offset
+    (:func:`~audiosim.match.spectral.peak_agreement`); a window without a
+    candidate, or whose candidate's log-mel is not stored, agrees 0.
+    """
+    out = []
+    for length, got in zip(lengths, windows):
+        span = F.n_frames(int(round(length * features.sample_rate)), features)
+        row = []
+        for w in got:
+            mel = None if w.track is None else spectra.get(w.track)
+            row.append(0.0 if mel is None else spectral.peak_agreement(
+                clip_peaks[:, w.start : w.start + span], mel, int(round(w.offset * features.frames_per_second))))
+        out.append(row)
+    return out
 
 
 def self_calibrate(
@@ -446,7 +514,8 @@ def self_calibrate(
     bank = load_bank(model)
     why = "the model ships no background bank" if bank is None else bank.fits(model, index.config)
     if bank is not None and why is None:
-        return calibrate_background(index, model, bank, progress=progress)
+        spectra = spectral.TrackLogMels.open(DataHome.resolve(home), model.features, index.live_tracks())
+        return calibrate_background(index, model, bank, progress=progress, spectra=spectra)
     if progress:
         progress("calibrate-method", {"method": "leave-one-track-out", "why": why})
     return calibrate_leave_one_out(index, model, home=home, progress=progress)

@@ -23,6 +23,11 @@ Where does absent music come from?
 Every clip is scored exactly as a query of its length would be, on the
 same number of segments and at the same ``IndexConfig.query_speeds``
 (:func:`excerpt_best`), because thresholds are looked up by segment count.
+With absent music (and the data home's features), each clip's best
+candidate is also checked on the spectrum as a query's is
+(:func:`prefix_peaks`), so the spectral check has thresholds too
+(:meth:`~audiosim.index.thresholds.Calibration.rule`); leave-one-track-out
+records scores only, and such an index judges on the score alone.
 
 Half the clips are clean, half degraded like real captures (noise at 0 to
 20 dB SNR, reverberation, EQ or phone band, gain; the training
@@ -35,7 +40,7 @@ be changed at query time without recalibrating. Nothing here publishes.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -46,7 +51,7 @@ import torch
 from audiosim.config import AugmentConfig, FeatureConfig, IndexConfig
 from audiosim.fingerprint.model import Encoder, model_digest
 from audiosim.index.reader import Index, Neighbours, check_compatible, resolve_model
-from audiosim.index.thresholds import Calibration, CalibrationBin, speed_set
+from audiosim.index.thresholds import Calibration, CalibrationBin, sorted_bin, speed_set
 from audiosim.match.scoring import (
     clip_at_speeds,
     common_count,
@@ -55,6 +60,7 @@ from audiosim.match.scoring import (
     score_segments,
     speeds_to_try,
 )
+from audiosim.match.spectral import TrackLogMels, peak_agreement, peak_map
 from audiosim.match.voting import vote
 from audiosim.signal import audio, augment
 from audiosim.signal import features as F
@@ -74,11 +80,15 @@ class ExcerptScore:
         The best candidate track (None when nothing was retrieved).
     offset : float
         Where in that track the clip would start (s).
+    start : int
+        The clip's first frame within the excerpt it was cut from (a
+        window's, :func:`window_scores`; 0 for a prefix).
     """
 
     score: float
     track: int | None
     offset: float
+    start: int = 0
 
 
 # --------------------------------------------------------------------------
@@ -255,7 +265,7 @@ def window_scores(
             shifted = (speed, starts[sel] - o, vecs[sel], neighbours_of(nn, sel))
             res = prefix_scores(index, [shifted], seconds - o / f.frames_per_second, [length], f, hop)[0]
             if res is not None:
-                got.append(res)
+                got.append(replace(res, start=int(o)))
         out.append(got)
     return out
 
@@ -294,14 +304,23 @@ def shared_content(index: Index, sample: int = 120, min_fraction: float = 0.3) -
 
 
 def score_bins(
-    scores: list[list[float | None]], lengths: Sequence[float], model: Encoder, config: IndexConfig
+    scores: list[list[float | None]], lengths: Sequence[float], model: Encoder, config: IndexConfig,
+    peaks: list[list[float | None]] | None = None,
 ) -> list[CalibrationBin]:
-    """One bin per length that has scores: the scores sorted high to low."""
+    """One bin per length that has scores: the scores sorted high to low.
+
+    ``peaks``, shaped as ``scores``, gives each clip's peak agreement
+    (:mod:`audiosim.match.spectral`); a bin keeps them only when every
+    clip of its length has one.
+    """
     bins = []
     for j, length in enumerate(lengths):
-        col = np.array([row[j] for row in scores if row[j] is not None], np.float64)
-        if len(col):
-            bins.append(CalibrationBin(float(length), segments_in(length, model, config), np.sort(col)[::-1]))
+        rows = [k for k, row in enumerate(scores) if row[j] is not None]
+        if not rows:
+            continue
+        p = None if peaks is None else [peaks[k][j] for k in rows]
+        bins.append(sorted_bin(float(length), segments_in(length, model, config), [scores[k][j] for k in rows],
+                               None if p is None or any(x is None for x in p) else p))
     return bins
 
 
@@ -313,19 +332,41 @@ def _score_excerpts(
     lengths: Sequence[float],
     g: torch.Generator,
     progress: Callable[[str, dict], None] | None,
-) -> list[list[ExcerptScore | None]]:
+    spectra: TrackLogMels | None = None,
+) -> tuple[list[list[ExcerptScore | None]], list[list[float | None]] | None]:
     """Degrade every other excerpt (its first half second is reverb context), then
-    score; per excerpt, the :func:`excerpt_best` of each length."""
+    score; per excerpt, the :func:`excerpt_best` of each length, and with
+    ``spectra`` each clip's peak agreement with its best candidate (:func:`prefix_peaks`)."""
     sr = model.features.sample_rate
     ctx = sr // 2
-    scores = []
+    scores, peaks = [], []
     for i, (x, ex) in enumerate(zip(excerpts, exclude)):
         t = torch.from_numpy(x)[None]
         y = augment.Degrader(AugmentConfig(), sr)(t, t.shape[1] - ctx, g)[0] if i % 2 else t[0, ctx:]
         scores.append(excerpt_best(index, model, y.numpy(), lengths, ex))
+        if spectra is not None:
+            peaks.append(prefix_peaks(y.numpy(), scores[-1], lengths, model.features, spectra))
         if progress:
             progress("calibrate-clips", {"done": i + 1, "total": len(excerpts)})
-    return scores
+    return scores, (peaks if spectra is not None else None)
+
+
+def prefix_peaks(
+    wave: np.ndarray, best: list[ExcerptScore | None], lengths: Sequence[float], features: FeatureConfig,
+    spectra: TrackLogMels,
+) -> list[float | None]:
+    """Per length, the peak agreement of the excerpt's first ``L`` s with its best candidate
+    (:func:`~audiosim.match.spectral.peak_agreement`, at speed 1; None where ``best`` has
+    no score, 0 without a candidate or its log-mel)."""
+    with torch.inference_mode():
+        peaks = peak_map(F.log_mel(torch.from_numpy(np.asarray(wave, np.float32)), features).numpy())
+    out: list[float | None] = []
+    for length, b in zip(lengths, best):
+        mel = None if b is None or b.track is None else spectra.get(b.track)
+        span = F.n_frames(int(round(length * features.sample_rate)), features)
+        out.append(None if b is None else 0.0 if mel is None else
+                   peak_agreement(peaks[:, :span], mel, int(round(b.offset * features.frames_per_second))))
+    return out
 
 
 def _scores(best: list[list[ExcerptScore | None]]) -> list[list[float | None]]:
@@ -498,7 +539,7 @@ def calibrate_leave_one_out(
         exclude.append(tid)
     shared = shared_content(index)
     excluded = [sorted({tid, *shared.get(tid, ())}) for tid in exclude]
-    best = _score_excerpts(index, model, excerpts, excluded, lengths, g, progress)
+    best, _ = _score_excerpts(index, model, excerpts, excluded, lengths, g, progress)
     scores, dropped = drop_shared_passages(best, excerpts, paths, lengths, model.features)
     if progress and dropped:
         progress("calibrate-shared", {"dropped": dropped})
@@ -589,10 +630,13 @@ def calibrate(
         rng = np.random.default_rng(seed)
         g = torch.Generator().manual_seed(seed)
         excerpts = _absent_excerpts(waves, int(clips or cfg.calibration_clips), lengths[-1], enc.features, rng)
-        scores = _scores(_score_excerpts(idx, enc, excerpts, [None] * len(excerpts), lengths, g, progress))
+        # the spectral check's thresholds too, where a query's would be checked (at speed 1 only)
+        spectra = (TrackLogMels.open(DataHome(idx.directory.parent), enc.features, idx.live_tracks())
+                   if speed_set(cfg.query_speeds) == (1.0,) else None)
+        best, peaks = _score_excerpts(idx, enc, excerpts, [None] * len(excerpts), lengths, g, progress, spectra)
         return Calibration(
             "absent-music", cfg.max_false_match if max_false_match is None else float(max_false_match),
-            score_bins(scores, lengths, enc, cfg), tracks=len(waves), model_digest=model_digest(enc),
+            score_bins(_scores(best), lengths, enc, cfg, peaks), tracks=len(waves), model_digest=model_digest(enc),
             query_speeds=speed_set(cfg.query_speeds), scoring=cfg.scoring(),
         )
     finally:

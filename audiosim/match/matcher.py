@@ -5,7 +5,13 @@ together. Each clip is scored (:mod:`audiosim.match.scoring`) and judged by
 a :class:`ThresholdPolicy`: the clip matches when its score exceeds the
 threshold calibrated for its number of segments
 (:mod:`audiosim.match.calibrate`; by default at most 1 % of clips of absent
-music match), or a fixed threshold when one is given. Candidates of tracks
+music match), or a fixed threshold when one is given. A clip a little under
+its threshold is checked on its spectrum as well: it matches when its
+spectral peaks line up with its best candidate's at the matched offset
+(:mod:`audiosim.match.spectral`), with thresholds calibrated on the same
+absent clips so that both ways together stay within the false-match rate
+(:meth:`~audiosim.index.thresholds.Calibration.rule`; the index's
+calibration must hold peaks, and the data home its features). Candidates of tracks
 removed or changed in the catalogue since indexing are skipped, and the
 answer names the track from the catalogue (:class:`CatalogueView`).
 
@@ -45,9 +51,11 @@ from audiosim.config import IndexConfig
 from audiosim.fingerprint.model import Encoder
 from audiosim.index.manifest import MANIFEST_NAME
 from audiosim.index.reader import Index, check_compatible, resolve_model
-from audiosim.index.thresholds import STATISTIC, Calibration
+from audiosim.index.thresholds import STATISTIC, Calibration, Rule
 from audiosim.match.clips import Clip, clip_name, load_clip, unscorable
-from audiosim.match.scoring import ClipScore, query_hop_frames, score_wave
+from audiosim.match.scoring import ClipScore, query_hop_frames, score_wave, unsped
+from audiosim.match.spectral import TrackLogMels, peak_agreement, peak_map
+from audiosim.signal import features as F
 from audiosim.signal.audio import AudioError
 from audiosim.store.catalog import Catalog
 from audiosim.store.home import DataHome
@@ -100,6 +108,13 @@ class Match:
     threshold : float
         The threshold the score had to beat (calibrated for
         ``n_segments``, or given; inf without thresholds).
+    peaks : float or None
+        Share of the clip's spectral peaks on the best candidate's
+        (:func:`~audiosim.match.spectral.peak_agreement`); None unless the
+        score fell between ``peak_gate`` and ``threshold``, where it decides.
+    peak_gate, peak_threshold : float
+        The score above which peaks are checked, and the agreement they had
+        to beat (inf when the spectral check is off).
     votes : int
         Query segments whose neighbours agreed on the best candidate.
     n_segments : int
@@ -134,6 +149,9 @@ class Match:
     clip_start: float = 0.0
     score: float = 0.0
     threshold: float = math.inf
+    peaks: float | None = None
+    peak_gate: float = math.inf
+    peak_threshold: float = math.inf
     votes: int = 0
     n_segments: int = 0
     candidate_track_id: int | None = None
@@ -196,15 +214,25 @@ class ThresholdPolicy:
         Target share of absent clips that match; picks the thresholds from
         the calibration's stored scores.
     fixed : float or None
-        A threshold on the score that replaces the calibrated ones.
+        A threshold on the score that replaces the calibrated ones (and
+        the spectral check).
+    peak_share, peak_gate : float
+        The spectral check's settings (``IndexConfig.peak_share`` and
+        ``peak_gate``); ``peak_share`` 0 turns it off.
     """
 
     calibration: Calibration | None
     max_false_match: float
     fixed: float | None = None
+    peak_share: float = 0.0
+    peak_gate: float = 1.0
 
     def __post_init__(self) -> None:
         check_max_false_match(self.max_false_match)
+        if not 0.0 <= self.peak_share < 1.0:
+            raise ValueError(f"peak_share must be in [0, 1), not {self.peak_share}")
+        if not 0.0 <= self.peak_gate <= 1.0:
+            raise ValueError(f"peak_gate must be in [0, 1], not {self.peak_gate}")
 
     def overridden(self, threshold: float | None = None, max_false_match: float | None = None) -> "ThresholdPolicy":
         """This policy with whichever of ``threshold`` and ``max_false_match`` are given replaced."""
@@ -217,15 +245,23 @@ class ThresholdPolicy:
         )
 
     def threshold(self, n_segments: int) -> float:
-        """The threshold for a clip of ``n_segments`` audible segments (inf without thresholds)."""
+        """The score threshold for a clip of ``n_segments`` audible segments
+        judged on its score alone (inf without thresholds)."""
         if self.fixed is not None:
             return float(self.fixed)
         if self.calibration is None:
             return math.inf
         return self.calibration.threshold(n_segments, self.max_false_match)
 
+    def rule(self, n_segments: int) -> Rule:
+        """How a clip of ``n_segments`` is judged: its score threshold, and
+        the spectral check's gate and threshold when the calibration has peaks."""
+        if self.fixed is not None or self.calibration is None:
+            return Rule(self.threshold(n_segments))
+        return self.calibration.rule(n_segments, self.max_false_match, self.peak_share, self.peak_gate)
+
     def matches(self, cs: ClipScore) -> bool:
-        """Whether a clip's score exceeds its threshold."""
+        """Whether a clip's score alone exceeds its threshold (:meth:`threshold`)."""
         return cs.score > self.threshold(cs.n_segments)
 
 
@@ -421,7 +457,7 @@ class Matcher:
         self.policy = ThresholdPolicy(
             _calibration(index),
             self.config.max_false_match if max_false_match is None else float(max_false_match),
-            threshold,
+            threshold, self.config.peak_share, self.config.peak_gate,
         )
         if index.manifest.calibration is None and threshold is None:
             warnings.warn(
@@ -433,7 +469,15 @@ class Matcher:
         self.tracks = CatalogueView(
             DataHome.resolve(home) if home is not None else DataHome(index.directory.parent), index.live_tracks()
         )
+        self.spectra = self._open_spectra()
+        """The tracks' log-mels for the spectral check (None without a feature store: the check is off)."""
         self._warm_up()
+
+    def _open_spectra(self) -> TrackLogMels | None:
+        spectra = TrackLogMels.open(DataHome(self.index.directory.parent), self.model.features, self.index.live_tracks())
+        if spectra is None and self.policy.calibration is not None and self.policy.calibration.has_peaks:
+            self.policy = replace(self.policy, peak_share=0.0)  # the thresholds for the score alone, then
+        return spectra
 
     def _warm_up(self) -> None:
         # The first forward pass and search pay one-off costs (allocations,
@@ -488,6 +532,18 @@ class Matcher:
 
         return self.current(score_wave(self.index, self.model, wave, exclude_tracks, self.config, enough))
 
+    def peaks(self, wave: np.ndarray, cs: ClipScore) -> float | None:
+        """The best candidate's peak agreement with the clip (at its speed and offset);
+        None without a candidate or its log-mel."""
+        best = cs.best
+        mel = None if best is None or self.spectra is None else self.spectra.get(best.track)
+        if mel is None:
+            return None
+        f = self.model.features
+        with torch.inference_mode():
+            clip = F.log_mel(torch.from_numpy(unsped(wave, f.sample_rate, cs.speed)), f).numpy()
+        return peak_agreement(peak_map(clip), mel, int(round(float(best.offset) * f.frames_per_second)))
+
     def decide(
         self,
         cs: ClipScore,
@@ -496,22 +552,28 @@ class Matcher:
         started: float,
         policy: ThresholdPolicy | None = None,
         decode_seconds: float = 0.0,
+        wave: np.ndarray | None = None,
     ) -> Match:
         """Judge a :class:`ClipScore` and name its track.
 
         ``started`` is when the work on the clip began (``time.perf_counter()``).
+        With the clip's ``wave``, a score the spectral check decides is
+        checked (:meth:`peaks`); without it, the score alone decides.
         """
         judge = policy or self.policy
-        thr = judge.threshold(cs.n_segments)
+        rule = judge.rule(cs.n_segments)
+        thr = rule.threshold
+        peaks = self.peaks(wave, cs) if wave is not None and rule.needs_peaks(cs.score) else None
         timing = dict(decode_seconds=decode_seconds, clip_seconds=clip_seconds, speed=cs.speed,
-                      n_segments=cs.n_segments, threshold=thr)
+                      n_segments=cs.n_segments, threshold=thr, peak_gate=rule.gate,
+                      peak_threshold=rule.peak_threshold, peaks=None if peaks is None else round(peaks, 4))
         best = cs.best
         if best is None:
             reason = "uncalibrated" if math.isinf(thr) else "no-candidate"
             return Match(name, "no-match", reason, seconds=time.perf_counter() - started, **timing)
         track = self.tracks.info(best.track)
         offset, clip_start = passage_start(round(float(best.offset), 3))
-        matched = bool(cs.score > thr)
+        matched = rule.matches(cs.score, peaks)
         answer = dict(track_id=int(best.track), path=track.path, title=track.title, offset=offset) if matched else {}
         return Match(
             name, "matched" if matched else "no-match", "" if matched else
@@ -566,7 +628,7 @@ class Matcher:
             cs = self.score(wave, policy=policy)
         if cs.n_segments == 0:
             raise unscorable(label, wave, self.model.features)
-        return self.decide(cs, label, len(wave) / rate, started, policy, decode_seconds)
+        return self.decide(cs, label, len(wave) / rate, started, policy, decode_seconds, wave)
 
     def answer(self, clip: Clip, sr: int | None = None, name: str | None = None, **overrides: float | None) -> Match:
         """:meth:`match`, with a clip that cannot be heard answered as an ``error`` :class:`Match`.
@@ -598,8 +660,10 @@ class Matcher:
         old, self.index = self.index, new
         old.close()
         self.config = new.config
-        self.policy = replace(self.policy, calibration=_calibration(new))
+        self.policy = replace(self.policy, calibration=_calibration(new), peak_share=new.config.peak_share,
+                              peak_gate=new.config.peak_gate)
         self.tracks.reset(new.live_tracks())
+        self.spectra = self._open_spectra()
         return True
 
     def close(self) -> None:

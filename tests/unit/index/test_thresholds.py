@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from audiosim.config import IndexConfig
-from audiosim.index.thresholds import STATISTIC, Calibration, CalibrationBin
+from audiosim.index.thresholds import (
+    STATISTIC,
+    Calibration,
+    CalibrationBin,
+    Rule,
+    sorted_bin,
+)
 
 
 def _cal() -> Calibration:
@@ -94,3 +100,77 @@ def test_a_calibration_for_another_score_loads_as_not_current_and_is_kept_as_fou
     assert cal.to_dict() == stored and list(cal.to_dict()) == list(stored)
     cal.added_since = 4
     assert cal.to_dict() == dict(stored, added_since=4)
+
+
+# --------------------------------------------------------------------------
+# The spectral check's share of the false-match rate
+# --------------------------------------------------------------------------
+
+
+def _peaked(seed: int = 0, n: int = 1000) -> Calibration:
+    """Absent clips whose peak agreement is unrelated to their score, at two lengths."""
+    rng = np.random.default_rng(seed)
+    bins = [sorted_bin(s, seg, rng.normal(mu, 1.0, n), rng.uniform(0.0, 0.4, n))
+            for s, seg, mu in ((1.0, 1, 1.0), (5.0, 15, 5.0))]
+    return Calibration("background", 0.01, bins)
+
+
+@pytest.mark.parametrize("rate,share,gate", [(0.01, 0.5, 0.7), (0.01, 0.3, 0.9), (0.05, 0.5, 0.5), (0.002, 0.5, 0.7)])
+def test_score_and_peaks_together_let_no_more_absent_clips_match_than_the_rate(rate, share, gate) -> None:
+    cal = _peaked()
+    for b in cal.bins:
+        rule = cal.rule(b.segments, rate, share, gate)
+        assert rule.threshold == pytest.approx(cal.threshold(b.segments, rate * (1 - share)))
+        assert rule.gate == pytest.approx(gate * rule.threshold)
+        passed = [rule.matches(s, p) for s, p in zip(b.scores, b.peaks)]
+        assert sum(passed) <= int(rate * len(b.scores))
+        assert sum(passed) > sum(b.scores > rule.threshold), "the peaks are given a share to spend"
+
+
+def test_without_peaks_or_a_share_the_score_alone_decides() -> None:
+    peaked, plain = _peaked(), _cal()
+    assert plain.rule(11, 0.01, 0.5, 0.7) == Rule(plain.threshold(11, 0.01))
+    assert peaked.rule(15, 0.01, 0.0, 0.7) == Rule(peaked.threshold(15, 0.01))
+    rule = Rule(2.0)
+    assert not rule.checks_peaks and not rule.needs_peaks(1.9) and not rule.matches(1.9, 1.0) and rule.matches(2.1)
+
+
+def test_a_rule_matches_on_peaks_only_between_its_gate_and_threshold() -> None:
+    rule = Rule(10.0, 7.0, 0.3)
+    assert rule.matches(10.5) and rule.matches(10.5, 0.0), "over the threshold the peaks are not asked"
+    assert rule.needs_peaks(8.0) and rule.matches(8.0, 0.31) and not rule.matches(8.0, 0.3)
+    assert not rule.matches(8.0), "unchecked peaks do not match"
+    assert not rule.needs_peaks(6.9) and not rule.matches(6.9, 1.0), "under the gate the peaks are not asked"
+
+
+def test_between_lengths_the_stricter_peak_threshold_holds() -> None:
+    cal = _peaked()
+    a, b = (cal.rule(x.segments, 0.01, 0.5, 0.7).peak_threshold for x in cal.bins)
+    assert cal.rule(8, 0.01, 0.5, 0.7).peak_threshold == max(a, b)
+    assert cal.rule(40, 0.01, 0.5, 0.7).peak_threshold == b, "beyond the longest length, the longest's"
+
+
+def test_peaks_round_trip_through_json_in_the_order_of_their_scores() -> None:
+    cal = _peaked()
+    again = Calibration.from_dict(json.loads(json.dumps(cal.to_dict())))
+    assert again.has_peaks and not _cal().has_peaks
+    for x, y in zip(cal.bins, again.bins):
+        assert np.allclose(x.scores, y.scores, atol=1e-5) and np.allclose(x.peaks, y.peaks, atol=1e-4)
+    for n in (1, 8, 15):
+        r, s = cal.rule(n, 0.01, 0.5, 0.7), again.rule(n, 0.01, 0.5, 0.7)
+        assert r.threshold == pytest.approx(s.threshold, abs=1e-4)
+        assert r.peak_threshold == pytest.approx(s.peak_threshold, abs=1e-4)
+    unsorted = sorted_bin(1.0, 1, [0.1, 0.9, 0.5], [0.3, 0.1, 0.2])
+    assert list(unsorted.scores) == [0.9, 0.5, 0.1] and list(unsorted.peaks) == [0.1, 0.2, 0.3]
+
+
+def test_the_table_gives_the_rules_thresholds_for_the_indexs_settings() -> None:
+    cal, cfg = _peaked(), IndexConfig(peak_share=0.5, peak_gate=0.7)
+    rows = cal.table(config=cfg)
+    for row, b in zip(rows, cal.bins):
+        rule = cal.rule(b.segments, 0.01, 0.5, 0.7)
+        assert row["threshold"] == pytest.approx(rule.threshold, abs=1e-4)
+        assert row["peak_gate"] == pytest.approx(rule.gate, abs=1e-4)
+        assert row["peak_threshold"] == pytest.approx(rule.peak_threshold, abs=1e-4)
+    assert "peak_threshold" not in cal.table(config=IndexConfig(peak_share=0.0))[0]
+    assert "peak_threshold" not in _cal().table(config=cfg)[0], "no peaks recorded"

@@ -20,6 +20,7 @@ from audiosim.fingerprint.model import load_encoder
 from audiosim.index import writer as W
 from audiosim.index.reader import Index
 from audiosim.ingest.ingest import ingest_many
+from audiosim.match import spectral
 from audiosim.match.background import (
     BackgroundBank,
     bank_path,
@@ -54,6 +55,22 @@ def test_bank_round_trips_through_its_file(tmp_path) -> None:
     assert np.allclose(np.linalg.norm(back.unit_vectors(np.arange(6)), axis=1), 1.0)
 
 
+def test_a_bank_keeps_each_clips_peak_map_and_one_made_without_them_still_loads(tmp_path) -> None:
+    rng = np.random.default_rng(2)
+    maps = [rng.random((64, 30)) < 0.05, rng.random((64, 40)) < 0.05]
+    bits = np.concatenate([spectral.pack(x) for x in maps])
+    bank = dataclasses.replace(tiny_bank(), peak_bits=bits, clip_frames=np.array([0, 30, 70]))
+    bank.save(tmp_path / "m.background.npz")
+    back = BackgroundBank.load(tmp_path / "m.background.npz")
+    assert back.has_peaks and all(np.array_equal(back.clip_peaks(c, 64), maps[c]) for c in range(2))
+    tiny_bank().save(tmp_path / "old.background.npz")  # vectors only: format 1
+    old = BackgroundBank.load(tmp_path / "old.background.npz")
+    assert not old.has_peaks and np.array_equal(old.vectors, bank.vectors)
+    dataclasses.replace(bank, clip_frames=np.array([0, 30, 71])).save(tmp_path / "bad.background.npz")
+    with pytest.raises(ValueError, match="bad.background.npz.*peak maps"):
+        BackgroundBank.load(tmp_path / "bad.background.npz")
+
+
 def test_a_bank_file_that_is_not_one_is_refused_naming_it(tmp_path) -> None:
     bad = tmp_path / "bad.background.npz"
     bad.write_bytes(b"not a zip")
@@ -71,7 +88,7 @@ def test_the_shipped_model_ships_a_bank_made_for_it() -> None:
 
     model = load_encoder(DEFAULT_FINGERPRINT_MODEL)
     bank = load_bank(model)
-    assert bank is not None and bank.fits(model, IndexConfig()) is None
+    assert bank is not None and bank.fits(model, IndexConfig()) is None and bank.has_peaks
     assert bank.n_clips >= IndexConfig().background_clips
     assert bank.clip_degraded.sum() * 2 == bank.n_clips  # half clean, half degraded
 
@@ -169,6 +186,7 @@ def test_bank_calibration_keeps_absent_songs_out_and_matches_degraded_copies(son
     with Index.open(home) as idx:
         cal = self_calibrate(idx, model, home=home)
     assert cal is not None and cal.method == "background" and cal.tracks == 6
+    assert cal.has_peaks, "every window's best candidate checked on the spectrum, from the home's features"
     assert [bin_.seconds for bin_ in cal.bins] == list(LENGTHS)
     W.store_calibration(home, cal)
     m = Matcher(home, model)
@@ -179,6 +197,7 @@ def test_bank_calibration_keeps_absent_songs_out_and_matches_degraded_copies(son
     assert not [a for a in absent if a.matched], "absent songs must not match"
     present = [m.answer(noisy(c, 10.0, seed=i), SR) for i, c in enumerate(clips(songs[:8]))]
     assert np.mean([a.matched for a in present]) >= 0.9
+    assert all(a.peak_threshold < 1.0 for a in present), "the spectral check is on"
 
 
 @pytest.mark.slow

@@ -62,6 +62,8 @@ def test_calibration_on_absent_music_returns_thresholds_without_publishing(songb
     assert cal.method == "absent-music" and cal.tracks == 2 and cal.max_false_match == 0.05
     assert [b.seconds for b in cal.bins] == [1.0, 2.0] and all(len(b.scores) == 6 for b in cal.bins)
     assert cal.is_current() and cal.model_digest == before.model_digest
+    assert cal.has_peaks and all(((b.peaks >= 0) & (b.peaks <= 1)).all() for b in cal.bins), \
+        "each clip checked on the spectrum as a query is, against the home's features"
     after = Manifest.load(directory)
     assert after.generation == before.generation, "publishing is the index writer's"
     assert after.calibration.to_dict() == before.calibration.to_dict()

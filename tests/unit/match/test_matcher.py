@@ -18,7 +18,7 @@ import torch
 from match_support import SR, noisy
 
 import audiosim
-from audiosim.index.thresholds import Calibration, CalibrationBin
+from audiosim.index.thresholds import Calibration, CalibrationBin, sorted_bin
 from audiosim.match import matcher as match
 from audiosim.match import monitor
 from audiosim.match.calibrate import segments_in
@@ -253,3 +253,38 @@ def test_a_clip_that_starts_before_the_track_reports_where_the_passage_starts(so
         got = audiosim.identify(np.concatenate([lead, x[: 10 * sr]]), sr, index=home, model=model)
         assert got is not None and got.path == str(paths[3].resolve())
         assert got.offset == 0.0 and abs(got.clip_start - 5.0) <= 0.25, got
+
+
+def _gated(score: float, n_segments: int, peak_threshold: float) -> ThresholdPolicy:
+    """A policy under which ``score`` is between the gate and the score threshold, and the
+    peaks must beat ``peak_threshold`` (at 2 %, half of it the peaks')."""
+    scores = [3 * score, 2 * score] + [score] * 98
+    peaks = [0.0, 0.0, 0.99] + [peak_threshold] * 97
+    cal = Calibration("background", 0.02, [sorted_bin(5.0, n_segments, scores, peaks)])
+    policy = ThresholdPolicy(cal, 0.02, peak_share=0.5, peak_gate=0.3)
+    rule = policy.rule(n_segments)
+    assert rule.threshold == pytest.approx(2 * score) and rule.peak_threshold == pytest.approx(peak_threshold)
+    return policy
+
+
+@pytest.mark.slow
+def test_a_clip_under_its_score_threshold_matches_when_its_peaks_line_up_with_its_candidates(songbook_index) -> None:
+    home, paths, model = songbook_index
+    with Matcher(home, model) as m:
+        assert m.spectra is not None, "the home's features give the candidates' spectra"
+        x, sr = sf.read(paths[2], dtype="float32")
+        clip = noisy(x[3 * sr : 8 * sr], snr_db=10, seed=0)
+        plain = m.match(clip, sr)
+        assert plain.peaks is None and math.isinf(plain.peak_threshold), "no peaks in this index's calibration"
+        m.policy = _gated(plain.score, plain.n_segments, 0.25)
+        got = m.match(clip, sr)
+        assert got.matched and got.track_id == plain.candidate_track_id and got.score < got.threshold
+        assert got.peaks is not None and got.peaks > got.peak_threshold == pytest.approx(0.25)
+        assert got.peak_gate < got.score
+        y, _ = sf.read(paths[9], dtype="float32")  # absent
+        for start in (6.0, 16.0):
+            absent = noisy(y[int(start * sr) : int((start + 5) * sr)], snr_db=10, seed=1)
+            first = m.match(absent, sr)
+            m.policy = _gated(first.score, first.n_segments, 0.25)
+            no = m.match(absent, sr)
+            assert not no.matched and no.reason == "below-threshold" and no.peaks is not None and no.peaks < 0.25
