@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 
 MATCH_COLUMNS = [
     "clip", "status", "reason", "track_id", "path", "title", "offset", "clip_start", "score", "threshold",
-    "peaks", "peak_threshold", "matched", "candidate_track_id", "candidate_path", "candidate_title", "candidate_offset", "seconds", "detail",
+    "peaks", "peak_threshold", "matched", "candidate_track_id", "candidate_path", "candidate_title",
+    "candidate_offset", "seconds", "detail",
 ]
 """The columns of identify's CSV and JSON rows, in order: the answer (empty unless
 ``status`` is ``matched``), then the best candidate, matched or not."""

@@ -7,6 +7,9 @@ between. :mod:`audiosim.match.calibrate` makes these records (a
 :class:`Calibrator` is what an index update calls to make one);
 :mod:`audiosim.index.writer` stores them in the manifest, with every score,
 so the false-match target can change at query time without recalibrating.
+Beside each score a bin may hold the absent clip's spectral peak agreement
+with its best candidate: :meth:`Calibration.rule` then shares the target
+rate between the score and a spectral check (:class:`Rule`).
 
 Note for the match package (issue 15): ``Manifest.calibration`` is now a
 ``Calibration | None``, parsed when the manifest loads, no longer a dict.
