@@ -489,9 +489,9 @@ def window_peaks(
         span = F.n_frames(int(round(length * features.sample_rate)), features)
         row = []
         for w in got:
-            mel = None if w.track is None else spectra.get(w.track)
-            row.append(0.0 if mel is None else spectral.peak_agreement(
-                clip_peaks[:, w.start : w.start + span], mel, int(round(w.offset * features.frames_per_second))))
+            agree = None if w.track is None else spectra.agreement(clip_peaks[:, w.start : w.start + span],
+                                                                   w.track, w.offset)
+            row.append(0.0 if agree is None else agree)
         out.append(row)
     return out
 

@@ -60,7 +60,7 @@ from audiosim.match.scoring import (
     score_segments,
     speeds_to_try,
 )
-from audiosim.match.spectral import TrackLogMels, peak_agreement, peak_map
+from audiosim.match.spectral import TrackLogMels, peak_map
 from audiosim.match.voting import vote
 from audiosim.signal import audio, augment
 from audiosim.signal import features as F
@@ -362,10 +362,9 @@ def prefix_peaks(
         peaks = peak_map(F.log_mel(torch.from_numpy(np.asarray(wave, np.float32)), features).numpy())
     out: list[float | None] = []
     for length, b in zip(lengths, best):
-        mel = None if b is None or b.track is None else spectra.get(b.track)
         span = F.n_frames(int(round(length * features.sample_rate)), features)
-        out.append(None if b is None else 0.0 if mel is None else
-                   peak_agreement(peaks[:, :span], mel, int(round(b.offset * features.frames_per_second))))
+        agree = None if b is None or b.track is None else spectra.agreement(peaks[:, :span], b.track, b.offset)
+        out.append(None if b is None else 0.0 if agree is None else agree)
     return out
 
 

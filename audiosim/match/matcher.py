@@ -54,7 +54,7 @@ from audiosim.index.reader import Index, check_compatible, resolve_model
 from audiosim.index.thresholds import STATISTIC, Calibration, Rule
 from audiosim.match.clips import Clip, clip_name, load_clip, unscorable
 from audiosim.match.scoring import ClipScore, query_hop_frames, score_wave, unsped
-from audiosim.match.spectral import TrackLogMels, peak_agreement, peak_map
+from audiosim.match.spectral import TrackLogMels, peak_map
 from audiosim.signal import features as F
 from audiosim.signal.audio import AudioError
 from audiosim.store.catalog import Catalog
@@ -536,13 +536,12 @@ class Matcher:
         """The best candidate's peak agreement with the clip (at its speed and offset);
         None without a candidate or its log-mel."""
         best = cs.best
-        mel = None if best is None or self.spectra is None else self.spectra.get(best.track)
-        if mel is None:
+        if best is None or self.spectra is None or self.spectra.get(best.track) is None:
             return None
         f = self.model.features
         with torch.inference_mode():
             clip = F.log_mel(torch.from_numpy(unsped(wave, f.sample_rate, cs.speed)), f).numpy()
-        return peak_agreement(peak_map(clip), mel, int(round(float(best.offset) * f.frames_per_second)))
+        return self.spectra.agreement(peak_map(clip), best.track, float(best.offset))
 
     def decide(
         self,

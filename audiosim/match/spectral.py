@@ -157,3 +157,11 @@ class TrackLogMels:
             return self.store.get(h, mmap=True)
         except (KeyError, OSError, ValueError):
             return None
+
+    def agreement(self, clip_peaks: np.ndarray, track_id: int, offset: float) -> float | None:
+        """:func:`peak_agreement` of a clip's peaks with track ``track_id``, the clip
+        starting ``offset`` s into it; None when the track's log-mel is not stored."""
+        mel = self.get(track_id)
+        if mel is None:
+            return None
+        return peak_agreement(clip_peaks, mel, int(round(offset * self.store.config.frames_per_second)))

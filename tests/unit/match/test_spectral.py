@@ -97,4 +97,8 @@ def test_track_log_mels_come_from_the_homes_feature_store_or_not_at_all(tmp_path
     spectra = TrackLogMels.open(home, FC, {1: "ab" * 32, 2: "cd" * 32})
     assert spectra is not None and spectra.get(1).shape == mel.shape
     assert spectra.get(2) is None and spectra.get(3) is None, "not stored, not in the index"
+    clip = np.zeros((FC.n_mels, 4), bool)
+    clip[3, 2] = True
+    assert spectra.agreement(clip, 2, 0.0) is None, "no log-mel, no agreement"
+    assert spectra.agreement(clip, 1, 0.05) == peak_agreement(clip, spectra.get(1), round(0.05 * FC.frames_per_second))
     assert TrackLogMels.open(home, FeatureConfig(n_mels=32), {}) is None, "features made otherwise"
